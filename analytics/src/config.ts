@@ -1,0 +1,15 @@
+import { commonSpec, int, loadConfig, str } from '@mps/shared';
+
+export const analyticsSpec = {
+  ...commonSpec,
+  CLICKHOUSE_URL: str({ default: '', desc: 'a ClickHouse HTTP URL, e.g. http://default@127.0.0.1:8123/mps (empty: embedded chDB)' }),
+  CHDB_PATH: str({ default: '', desc: 'the folder of the embedded chDB database (empty: DATA_DIR/chdb)' }),
+  ANALYTICS_BATCH_SIZE: int({ min: 1, default: 5000, desc: 'events inserted per batch at most' }),
+  ANALYTICS_FLUSH_MS: int({ min: 1000, default: 1000, desc: 'the longest an event waits before its batch is inserted, in ms' }),
+};
+
+export type AnalyticsConfig = ReturnType<typeof loadAnalyticsConfig>;
+
+export function loadAnalyticsConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(analyticsSpec, env);
+}

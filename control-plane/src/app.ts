@@ -1,0 +1,72 @@
+/** The control plane's HTTP app, built from its dependencies and tested through inject(). */
+import Fastify, { type FastifyBaseLogger, type FastifyError } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { Db, Logger, NatsConnection, Subjects } from '@mps/shared';
+import type { Api } from './api.js';
+import { registerSignatureCheck } from './auth.js';
+import { ApiError, errorBody } from './errors.js';
+import type { KeyStore } from './keys.js';
+import type { NonceGuard } from './nonces.js';
+import { messageRoutes } from './routes/messages.js';
+import { pushRoutes } from './routes/push.js';
+
+export interface AppDeps {
+  db: Db;
+  nc: NatsConnection;
+  subjects: Subjects;
+  keys: KeyStore;
+  nonces: NonceGuard;
+  log: Logger;
+  defaultTtlS: number;
+  maxTtlS: number;
+}
+
+const BODY_LIMIT = 1024 * 1024;
+
+export async function buildApp(deps: AppDeps): Promise<Api> {
+  const app = Fastify({
+    loggerInstance: deps.log as FastifyBaseLogger,
+    bodyLimit: BODY_LIMIT,
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  app.decorateRequest('rawBody', undefined);
+  app.decorateRequest('apiKey', undefined);
+  // The signature covers the exact bytes sent, so keep them beside the parsed body.
+  app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
+    request.rawBody = body as Buffer;
+    if ((body as Buffer).length === 0) return done(null, undefined);
+    try {
+      done(null, JSON.parse((body as Buffer).toString('utf8')));
+    } catch (cause) {
+      done(new ApiError('BAD_JSON', 'the body is not valid JSON', { cause }), undefined);
+    }
+  });
+
+  app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
+    if (error instanceof ApiError) {
+      if (error.statusCode >= 500) request.log.error({ err: error }, 'request failed');
+      return reply.code(error.statusCode).send(errorBody(error.code, error.statusCode >= 500 ? 'internal error' : error.message));
+    }
+    if (error.validation) return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message));
+    if (error.statusCode !== undefined && error.statusCode < 500) {
+      return reply.code(error.statusCode).send(errorBody('VALIDATION_FAILED', error.message));
+    }
+    request.log.error({ err: error }, 'request failed');
+    return reply.code(500).send(errorBody('INTERNAL', 'internal error'));
+  });
+  app.setNotFoundHandler((request, reply) => {
+    reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
+  });
+
+  app.get('/healthz', async () => ({ ok: true }));
+
+  await app.register(async (v1: Api) => {
+    registerSignatureCheck(v1, deps.keys, deps.nonces);
+    pushRoutes(v1, deps);
+    messageRoutes(v1, deps.db);
+  });
+
+  await app.ready();
+  return app;
+}

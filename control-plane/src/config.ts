@@ -1,0 +1,20 @@
+import { commonSpec, int, loadConfig, port, str } from '@mps/shared';
+
+export const controlPlaneSpec = {
+  ...commonSpec,
+  API_HOST: str({ default: '0.0.0.0', desc: 'the address the HTTP API listens on' }),
+  API_PORT: port({ default: 8080, desc: 'the HTTP API port' }),
+  MASTER_KEY: str({
+    default: '',
+    desc: '32 random bytes, base64, sealing secrets at rest (empty: kept in DATA_DIR/master.key, created on first start)',
+  }),
+  DEFAULT_TTL_S: int({ min: 1, default: 86_400, desc: 'validity period of a message that gives none, in seconds' }),
+  MAX_TTL_S: int({ min: 1, default: 7 * 86_400, desc: 'the longest validity period a message may ask for, in seconds' }),
+  KEY_CACHE_MS: int({ min: 0, default: 10_000, desc: 'how long an API key lookup is cached (a disabled key stops working within this)' }),
+};
+
+export type ControlPlaneConfig = ReturnType<typeof loadControlPlaneConfig>;
+
+export function loadControlPlaneConfig(env: NodeJS.ProcessEnv = process.env) {
+  return loadConfig(controlPlaneSpec, env);
+}

@@ -1,0 +1,42 @@
+/** Every error the API answers with: a stable code, its HTTP status and a message safe to show. */
+export const ErrorCode = {
+  AUTH_MISSING_HEADER: 401,
+  AUTH_INVALID_HEADER: 401,
+  AUTH_UNKNOWN_KEY: 401,
+  AUTH_KEY_DISABLED: 401,
+  AUTH_BAD_SIGNATURE: 401,
+  AUTH_EXPIRED_TIMESTAMP: 401,
+  AUTH_REPLAYED_NONCE: 401,
+  BAD_JSON: 400,
+  VALIDATION_FAILED: 400,
+  INVALID_TARGET: 400,
+  EMPTY_NOTIFICATION: 400,
+  MESSAGE_TOO_LARGE: 400,
+  TTL_TOO_LONG: 400,
+  DEVICE_NOT_FOUND: 404,
+  MESSAGE_NOT_FOUND: 404,
+  NOT_FOUND: 404,
+  INTERNAL: 500,
+  UNAVAILABLE: 503,
+} as const;
+
+export type ErrorCode = keyof typeof ErrorCode;
+
+export class ApiError extends Error {
+  readonly statusCode: number;
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'ApiError';
+    this.statusCode = ErrorCode[code];
+  }
+}
+
+export interface ErrorBody {
+  error: { code: ErrorCode; message: string };
+}
+
+export const errorBody = (code: ErrorCode, message: string): ErrorBody => ({ error: { code, message } });

@@ -1,0 +1,74 @@
+/**
+ * The delivery ledger: consumes 'delivered' events from JetStream and marks the inbox rows, in
+ * batches. Events are acked only after Postgres has the batch, so a crash replays, never loses.
+ */
+import { AckPolicy, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
+import { decodeEvent, EventDecodeError, isUuid, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
+
+const BATCH = 500;
+
+export interface Ledger {
+  stop(): Promise<void>;
+}
+
+export async function startLedger(deps: {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  db: Db;
+  subjects: Subjects;
+  log: Logger;
+}): Promise<Ledger> {
+  const { db, subjects, log } = deps;
+  const durable = `${subjects.eventStream}_LEDGER`;
+  const jsm = await jetstreamManager(deps.nc);
+  await jsm.consumers.add(subjects.eventStream, {
+    durable_name: durable,
+    filter_subject: subjects.eventsOfKind('delivered'),
+    ack_policy: AckPolicy.Explicit,
+    max_ack_pending: 20 * BATCH,
+  });
+  const consumer = await deps.js.consumers.get(subjects.eventStream, durable);
+  let running = true;
+
+  const loop = (async () => {
+    while (running) {
+      try {
+        const batch = await consumer.fetch({ max_messages: BATCH, expires: 1000 });
+        const messages = [];
+        for await (const m of batch) messages.push(m);
+        if (messages.length === 0) continue;
+        const rows = [];
+        for (const m of messages) {
+          try {
+            const event = decodeEvent(m.data);
+            if (isUuid(event.device) && isUuid(event.message)) rows.push(event);
+          } catch (error) {
+            if (!(error instanceof EventDecodeError)) throw error;
+            log.warn({ err: error, seq: m.seq }, 'malformed delivered event skipped');
+          }
+        }
+        if (rows.length > 0) {
+          await db.query(
+            `UPDATE inbox i SET status = 'delivered', channel = v.channel, delivered_at = v.at
+             FROM (SELECT unnest($1::uuid[]) AS device_id, unnest($2::uuid[]) AS message_id,
+                          unnest($3::text[]) AS channel, unnest($4::timestamptz[]) AS at) v
+             WHERE i.device_id = v.device_id AND i.message_id = v.message_id AND i.status = 'pending'`,
+            [rows.map((r) => r.device), rows.map((r) => r.message), rows.map((r) => r.channel), rows.map((r) => new Date(r.at))],
+          );
+        }
+        for (const m of messages) m.ack();
+      } catch (error) {
+        if (!running) break;
+        log.error({ err: error }, 'ledger batch failed; retrying');
+        await new Promise((r) => setTimeout(r, 1000));
+      }
+    }
+  })();
+
+  return {
+    stop: async () => {
+      running = false;
+      await loop;
+    },
+  };
+}

@@ -1,0 +1,53 @@
+import { jetstream } from '@nats-io/jetstream';
+import {
+  connectNats,
+  createDb,
+  createLogger,
+  createSubjects,
+  ensureEventStream,
+  jetstreamManagerFor,
+  migrate,
+  runMain,
+} from '@mps/shared';
+import { buildApp } from './app.js';
+import { loadControlPlaneConfig } from './config.js';
+import { KeyStore } from './keys.js';
+import { startLedger } from './ledger.js';
+import { resolveMasterKey } from './master-key.js';
+import { NonceGuard } from './nonces.js';
+
+await runMain(async () => {
+  const config = loadControlPlaneConfig();
+  const log = createLogger('control-plane', config.LOG_LEVEL);
+  const subjects = createSubjects(config.NATS_PREFIX);
+  const db = createDb(config.DATABASE_URL, 20);
+  const applied = await migrate(db);
+  if (applied.length > 0) log.info({ applied }, 'migrations applied');
+  const nc = await connectNats(config.NATS_URL, `control-plane-${process.pid}`);
+  await ensureEventStream(await jetstreamManagerFor(nc), subjects);
+  const keys = new KeyStore(db, await resolveMasterKey(config), config.KEY_CACHE_MS);
+  const nonces = await NonceGuard.open(nc, subjects);
+  const ledger = await startLedger({ nc, js: jetstream(nc), db, subjects, log });
+  const app = await buildApp({
+    db,
+    nc,
+    subjects,
+    keys,
+    nonces,
+    log,
+    defaultTtlS: config.DEFAULT_TTL_S,
+    maxTtlS: config.MAX_TTL_S,
+  });
+  await app.listen({ host: config.API_HOST, port: config.API_PORT });
+
+  const stop = async (signal: string) => {
+    log.info({ signal }, 'control plane stopping');
+    await app.close();
+    await ledger.stop();
+    await nc.drain();
+    await db.end();
+    process.exit(0);
+  };
+  process.once('SIGINT', () => void stop('SIGINT'));
+  process.once('SIGTERM', () => void stop('SIGTERM'));
+});

@@ -1,0 +1,3 @@
+/** The gateway as a library: main.ts wires it to real dependencies. */
+export { createGateway, type Gateway, type GatewayDeps } from './gateway.js';
+export { loadGatewayConfig, gatewaySpec, type GatewayConfig } from './config.js';

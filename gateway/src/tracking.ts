@@ -1,0 +1,37 @@
+/** Publishes tracking events to the JetStream event stream without waiting on the caller's path. */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encodeEvent, newId, type Channel, type EventKind, type Logger, type Subjects } from '@mps/shared';
+import type { Device } from './devices.js';
+
+export class Tracker {
+  constructor(
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+    private readonly log: Logger,
+  ) {}
+
+  /**
+   * A failed publish is logged, not retried here: the inbox row stays pending, so the message is
+   * redelivered on the next connection and acked again.
+   */
+  record(kind: EventKind, device: Device, messageId: string, channel: Channel = 'socket'): void {
+    const id = newId();
+    const event = {
+      id,
+      kind,
+      app: device.app,
+      message: messageId,
+      device: device.id,
+      channel,
+      platform: device.platform,
+      osVersion: device.osVersion,
+      appVersion: device.appVersion,
+      sdkVersion: device.sdkVersion,
+      pushType: '',
+      at: Date.now(),
+    };
+    this.js.publish(this.subjects.event(device.app, kind), encodeEvent(event), { msgID: id }).catch((error: unknown) => {
+      this.log.error({ err: error, kind, message: messageId }, 'tracking event not published');
+    });
+  }
+}

@@ -1,0 +1,282 @@
+/**
+ * The device SDK: connects to a gateway, registers or authenticates, shows each message once,
+ * acks it after the app's handler resolves, and reconnects with backoff and jitter.
+ * Runs in browsers (global WebSocket) and Node (pass the `ws` package as `WebSocket`).
+ */
+import {
+  closeInfo,
+  decodeServerFrame,
+  encodeFrame,
+  FrameType,
+  PROTOCOL_VERSION,
+  type ClientFrame,
+  type MessageFrame,
+  type Platform,
+  type ServerFrame,
+} from '@mps/shared/protocol';
+import { RecentIds } from './dedup.js';
+import { Emitter } from './emitter.js';
+import { DeviceClientError } from './errors.js';
+
+export const SDK_VERSION = '0.1.0';
+
+export interface Credentials {
+  device: string;
+  secret: string;
+}
+
+/** Where the device keeps its id and secret between runs (localStorage, a file, the keychain...). */
+export interface CredentialStore {
+  load(): Promise<Credentials | undefined>;
+  save(credentials: Credentials): Promise<void>;
+}
+
+export class MemoryCredentialStore implements CredentialStore {
+  constructor(private credentials?: Credentials) {}
+  async load() {
+    return this.credentials;
+  }
+  async save(credentials: Credentials) {
+    this.credentials = credentials;
+  }
+}
+
+/** The subset of the WebSocket API the client uses; both the browser's and `ws` provide it. */
+interface SocketLike {
+  binaryType: string;
+  readonly readyState: number;
+  onopen: ((event: unknown) => void) | null;
+  onmessage: ((event: { data: unknown }) => void) | null;
+  onclose: ((event: { code: number; reason: string }) => void) | null;
+  onerror: ((event: unknown) => void) | null;
+  send(data: Uint8Array): void;
+  close(code?: number, reason?: string): void;
+}
+export type WebSocketConstructor = new (url: string) => SocketLike;
+
+export interface DeviceClientOptions {
+  /** e.g. ws://127.0.0.1:8081/v1/device */
+  url: string;
+  app: string;
+  platform: Platform;
+  osVersion?: string;
+  appVersion?: string;
+  locale?: string;
+  timezone?: string;
+  credentials?: CredentialStore;
+  WebSocket?: WebSocketConstructor;
+  /** Called for each new message; the message is acked when it resolves. */
+  onMessage?: (message: MessageFrame) => void | Promise<void>;
+  /** How many recent message ids are remembered to drop duplicates. */
+  dedupCapacity?: number;
+  reconnect?: { initialMs?: number; maxMs?: number };
+}
+
+export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
+
+export interface DeviceClientEvents extends Record<string, unknown> {
+  state: ConnectionState;
+  message: MessageFrame;
+  error: DeviceClientError;
+}
+
+const ACK_BATCH = 256;
+const OPEN = 1;
+
+export class DeviceClient extends Emitter<DeviceClientEvents> {
+  private socket: SocketLike | undefined;
+  private stateValue: ConnectionState = 'idle';
+  private attempt = 0;
+  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
+  private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private lastReceived = 0;
+  private pendingAcks: string[] = [];
+  private readonly seen: RecentIds;
+  private readonly credentials: CredentialStore;
+  private readonly WebSocketImpl: WebSocketConstructor;
+  private deviceIdValue: string | undefined;
+
+  constructor(private readonly options: DeviceClientOptions) {
+    super();
+    this.seen = new RecentIds(options.dedupCapacity ?? 10_000);
+    this.credentials = options.credentials ?? new MemoryCredentialStore();
+    const impl = options.WebSocket ?? (globalThis as { WebSocket?: WebSocketConstructor }).WebSocket;
+    if (!impl) throw new DeviceClientError('no_websocket', 'no WebSocket implementation: pass one as options.WebSocket');
+    this.WebSocketImpl = impl;
+  }
+
+  get state(): ConnectionState {
+    return this.stateValue;
+  }
+
+  get deviceId(): string | undefined {
+    return this.deviceIdValue;
+  }
+
+  /** Connects and resolves with the device id once the gateway has accepted the device. */
+  connect(): Promise<string> {
+    if (this.stateValue === 'closed') this.stateValue = 'idle';
+    return new Promise((resolve, reject) => {
+      const offState = this.on('state', (state) => {
+        if (state === 'ready') {
+          offState();
+          offError();
+          resolve(this.deviceIdValue as string);
+        }
+      });
+      const offError = this.on('error', (error) => {
+        if (error.close && error.close.retry) return;
+        offState();
+        offError();
+        reject(error);
+      });
+      void this.open();
+    });
+  }
+
+  close(): void {
+    this.setState('closed');
+    clearTimeout(this.reconnectTimer);
+    this.stopHeartbeat();
+    this.socket?.close(1000, 'client closed');
+    this.socket = undefined;
+  }
+
+  private setState(state: ConnectionState): void {
+    if (state === this.stateValue) return;
+    this.stateValue = state;
+    this.emit('state', state);
+  }
+
+  private async open(): Promise<void> {
+    if (this.stateValue === 'closed') return;
+    this.setState(this.attempt === 0 ? 'connecting' : 'reconnecting');
+    const saved = await this.credentials.load();
+    const socket = new this.WebSocketImpl(this.options.url);
+    socket.binaryType = 'arraybuffer';
+    this.socket = socket;
+    socket.onopen = () => {
+      const facts = {
+        v: PROTOCOL_VERSION,
+        app: this.options.app,
+        platform: this.options.platform,
+        sdkVersion: SDK_VERSION,
+        ...(this.options.osVersion !== undefined && { osVersion: this.options.osVersion }),
+        ...(this.options.appVersion !== undefined && { appVersion: this.options.appVersion }),
+        ...(this.options.locale !== undefined && { locale: this.options.locale }),
+        ...(this.options.timezone !== undefined && { timezone: this.options.timezone }),
+      };
+      this.send(
+        saved
+          ? { t: FrameType.AUTH, ...facts, device: saved.device, secret: saved.secret }
+          : { t: FrameType.REGISTER, ...facts },
+      );
+    };
+    socket.onmessage = (event) => {
+      this.lastReceived = Date.now();
+      let frame: ServerFrame;
+      try {
+        frame = decodeServerFrame(new Uint8Array(event.data as ArrayBuffer));
+      } catch (cause) {
+        this.emit('error', new DeviceClientError('protocol', 'the gateway sent a frame this SDK cannot read', undefined, { cause }));
+        return;
+      }
+      void this.handle(frame);
+    };
+    socket.onerror = () => {
+      // Followed by onclose, which decides what happens next.
+    };
+    socket.onclose = (event) => {
+      if (this.socket !== socket) return;
+      this.socket = undefined;
+      this.stopHeartbeat();
+      if (this.stateValue === 'closed') return;
+      const info = closeInfo(event.code);
+      if (info) {
+        this.emit('error', new DeviceClientError('closed_by_server', `gateway closed the connection: ${info.reason}`, info));
+        if (!info.retry) return this.setState('closed');
+      }
+      this.scheduleReconnect();
+    };
+  }
+
+  private scheduleReconnect(): void {
+    const initial = this.options.reconnect?.initialMs ?? 500;
+    const max = this.options.reconnect?.maxMs ?? 30_000;
+    // Full jitter: a crowd of devices losing a gateway does not come back in lockstep.
+    const delay = Math.random() * Math.min(max, initial * 2 ** this.attempt);
+    this.attempt += 1;
+    this.setState('reconnecting');
+    this.reconnectTimer = setTimeout(() => void this.open(), delay);
+  }
+
+  private async handle(frame: ServerFrame): Promise<void> {
+    switch (frame.t) {
+      case FrameType.READY:
+        this.deviceIdValue = frame.device;
+        if (frame.secret !== undefined) await this.credentials.save({ device: frame.device, secret: frame.secret });
+        this.attempt = 0;
+        this.startHeartbeat(frame.heartbeat);
+        this.setState('ready');
+        return;
+      case FrameType.MESSAGE:
+        return this.receive(frame);
+      case FrameType.PONG:
+        return;
+    }
+  }
+
+  private async receive(message: MessageFrame): Promise<void> {
+    if (this.seen.add(message.id) && message.exp > Date.now()) {
+      this.emit('message', message);
+      await this.options.onMessage?.(message);
+    }
+    // Duplicates and expired messages are acked too, so the gateway stops resending them.
+    this.ack(message.id);
+  }
+
+  private ack(id: string): void {
+    this.pendingAcks.push(id);
+    if (this.pendingAcks.length === 1) queueMicrotask(() => this.flushAcks());
+  }
+
+  private flushAcks(): void {
+    while (this.pendingAcks.length > 0) {
+      const ids = this.pendingAcks.splice(0, ACK_BATCH);
+      // Unsent acks are not lost: the gateway resends the messages on the next connection.
+      if (!this.send({ t: FrameType.ACK, ids })) this.pendingAcks.length = 0;
+    }
+  }
+
+  private send(frame: ClientFrame): boolean {
+    if (!this.socket || this.socket.readyState !== OPEN) return false;
+    this.socket.send(encodeFrame(frame));
+    return true;
+  }
+
+  private startHeartbeat(seconds: number): void {
+    this.stopHeartbeat();
+    this.lastReceived = Date.now();
+    const periodMs = Math.max(1, seconds) * 1000;
+    this.heartbeatTimer = setInterval(() => {
+      if (Date.now() - this.lastReceived > 2 * periodMs) {
+        // Nothing heard for two periods: the connection is dead even if the OS has not noticed.
+        const dead = this.socket;
+        this.socket = undefined;
+        this.stopHeartbeat();
+        if (dead) {
+          dead.onclose = null;
+          dead.close();
+        }
+        this.scheduleReconnect();
+        return;
+      }
+      this.send({ t: FrameType.PING });
+    }, periodMs);
+  }
+
+  private stopHeartbeat(): void {
+    clearInterval(this.heartbeatTimer);
+    this.heartbeatTimer = undefined;
+  }
+}

@@ -1,0 +1,13 @@
+import type { CloseInfo } from '@mps/shared/protocol';
+
+export class DeviceClientError extends Error {
+  constructor(
+    readonly code: 'closed_by_server' | 'protocol' | 'not_connected' | 'no_websocket',
+    message: string,
+    readonly close?: CloseInfo,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'DeviceClientError';
+  }
+}

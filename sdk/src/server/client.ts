@@ -1,0 +1,104 @@
+/**
+ * The server SDK: signs every request exactly as the control plane verifies it (shared/signing).
+ * Node only (it signs with node:crypto).
+ */
+import { randomBytes } from 'node:crypto';
+import { hmacSignature, SignatureHeader, type PushType } from '@mps/shared';
+
+export interface PushClientOptions {
+  /** e.g. http://127.0.0.1:8080 */
+  baseUrl: string;
+  keyId: string;
+  secret: string;
+}
+
+export class ApiRequestError extends Error {
+  constructor(
+    readonly status: number,
+    readonly code: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ApiRequestError';
+  }
+}
+
+export type PushTarget = { device: string } | { user: string };
+
+export interface SimplePush {
+  target: PushTarget;
+  pushType?: PushType;
+  title?: string;
+  body?: string;
+  payload?: unknown;
+  extras?: Record<string, string>;
+  /** Validity period in seconds. */
+  ttl?: number;
+  /** The same business id within 24 hours returns the first message id and sends nothing. */
+  businessId?: string;
+}
+
+export interface Accepted {
+  messageId: string;
+  targeted: number;
+  duplicate: boolean;
+}
+
+export type TargetStatus = 'pending' | 'delivered' | 'expired' | 'revoked' | 'failed';
+
+export interface MessageStatus {
+  id: string;
+  mode: string;
+  pushType: PushType;
+  createdAt: string;
+  expiresAt: string;
+  revokedAt: string | null;
+  counts: Record<'targeted' | TargetStatus, number>;
+  targets: { device: string; status: TargetStatus; channel: string | null; deliveredAt: string | null }[];
+}
+
+export class PushClient {
+  constructor(private readonly options: PushClientOptions) {}
+
+  /** Sends one signed request; resolves with the parsed JSON body or throws ApiRequestError. */
+  async request<T>(method: string, pathAndQuery: string, body?: unknown): Promise<T> {
+    const raw = body === undefined ? '' : JSON.stringify(body);
+    const q = pathAndQuery.indexOf('?');
+    const timestamp = String(Date.now());
+    const nonce = randomBytes(16).toString('base64url');
+    const signature = hmacSignature(this.options.secret, {
+      method,
+      path: q === -1 ? pathAndQuery : pathAndQuery.slice(0, q),
+      query: q === -1 ? '' : pathAndQuery.slice(q + 1),
+      timestamp,
+      nonce,
+      body: raw,
+    });
+    const response = await fetch(new URL(pathAndQuery, this.options.baseUrl), {
+      method,
+      headers: {
+        ...(body !== undefined && { 'content-type': 'application/json' }),
+        [SignatureHeader.KEY]: this.options.keyId,
+        [SignatureHeader.TIMESTAMP]: timestamp,
+        [SignatureHeader.NONCE]: nonce,
+        [SignatureHeader.SIGNATURE]: signature,
+      },
+      ...(body !== undefined && { body: raw }),
+    });
+    const text = await response.text();
+    const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+    if (!response.ok) {
+      const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
+      throw new ApiRequestError(response.status, error?.code ?? 'UNKNOWN', error?.message ?? response.statusText);
+    }
+    return parsed as T;
+  }
+
+  pushSimple(push: SimplePush): Promise<Accepted> {
+    return this.request('POST', '/v1/push/simple', push);
+  }
+
+  message(id: string): Promise<MessageStatus> {
+    return this.request('GET', `/v1/messages/${encodeURIComponent(id)}`);
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * Environment configuration: each service declares its variables with envalid validators;
+ * a bad or missing value stops start-up with one line per variable.
+ */
+import { existsSync } from 'node:fs';
+import { bool, cleanEnv, EnvError, EnvMissingError, makeValidator, port, str, url } from 'envalid';
+
+export { bool, port, str, url };
+
+/** An integer variable with a lower bound, so that a value that cannot work stops start-up. */
+export function int(options: { min: number; default: number; desc: string }) {
+  return makeValidator<number>((input) => {
+    const value = Number(input);
+    if (!Number.isInteger(value) || value < options.min) {
+      throw new EnvError(`not an integer >= ${options.min}: "${input}"`);
+    }
+    return value;
+  })({ default: options.default, desc: options.desc });
+}
+
+type Spec = Parameters<typeof cleanEnv>[1];
+
+export class ConfigError extends Error {
+  constructor(readonly lines: string[]) {
+    super(lines.join('\n'));
+    this.name = 'ConfigError';
+  }
+}
+
+/** Loads ./.env (never overriding the real environment) and validates `spec`. */
+export function loadConfig<S extends Spec>(spec: S, env: NodeJS.ProcessEnv = process.env) {
+  if (env === process.env && existsSync('.env')) process.loadEnvFile('.env');
+  return cleanEnv(env, spec, {
+    reporter: ({ errors }) => {
+      const lines = Object.entries(errors).map(([name, error]) => {
+        const expected = (spec as Record<string, { desc?: string }>)[name]?.desc ?? 'a valid value';
+        return error instanceof EnvMissingError
+          ? `configuration: ${name} is required: expected ${expected}`
+          : `configuration: ${name} is invalid (${(error as Error).message}): expected ${expected}`;
+      });
+      if (lines.length > 0) throw new ConfigError(lines);
+    },
+  });
+}
+
+/** Variables every service reads. */
+export const commonSpec = {
+  NATS_URL: url({ default: 'nats://127.0.0.1:4222', desc: 'a NATS server URL, comma-separated for a cluster' }),
+  NATS_PREFIX: str({ default: 'mps', desc: 'letters, digits, - or _: namespaces subjects, streams and buckets' }),
+  DATABASE_URL: url({ default: 'postgres://postgres@127.0.0.1:5432/mps', desc: 'a PostgreSQL connection URL' }),
+  DATA_DIR: str({ default: './data', desc: 'a folder for local state (demo credentials, chDB files)' }),
+  LOG_LEVEL: str({
+    default: 'info',
+    choices: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'],
+    desc: 'one of fatal, error, warn, info, debug, trace, silent',
+  }),
+};
+
+/** Runs a service's main, printing configuration errors as one line each and exiting non-zero. */
+export async function runMain(main: () => Promise<void>): Promise<void> {
+  try {
+    await main();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`${error.message}\n`);
+    } else {
+      process.stderr.write(`fatal: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exit(1);
+  }
+}

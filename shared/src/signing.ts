@@ -1,0 +1,61 @@
+/**
+ * Request signing for the /v1 API, shared by the control plane (verifies) and the server SDK (signs).
+ * docs/api.md describes the scheme step by step.
+ *
+ *   canonical = METHOD \n PATH \n CANONICAL_QUERY \n TIMESTAMP \n NONCE \n hex(sha256(body))
+ *   signature = base64(HMAC-SHA256(secret, canonical))
+ */
+import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+
+export const SignatureHeader = {
+  KEY: 'x-mps-key',
+  TIMESTAMP: 'x-mps-timestamp',
+  NONCE: 'x-mps-nonce',
+  SIGNATURE: 'x-mps-signature',
+} as const;
+
+/** Requests whose timestamp is further than this from the server's clock are refused. */
+export const CLOCK_SKEW_MS = 5 * 60 * 1000;
+
+export const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
+
+export interface SignedParts {
+  method: string;
+  /** The request path as sent, without the query string. */
+  path: string;
+  /** The raw query string without the leading `?` ('' for none). */
+  query: string;
+  /** Milliseconds since the epoch, as a decimal string. */
+  timestamp: string;
+  nonce: string;
+  body: Uint8Array | string;
+}
+
+const rfc3986 = (value: string): string =>
+  encodeURIComponent(value).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`);
+
+/** Query parameters decoded, re-encoded per RFC 3986, sorted by name then value, joined with `&`. */
+export function canonicalQuery(query: string): string {
+  return [...new URLSearchParams(query)]
+    .map(([k, v]) => [rfc3986(k), rfc3986(v)] as const)
+    .sort(([ak, av], [bk, bv]) => (ak < bk ? -1 : ak > bk ? 1 : av < bv ? -1 : av > bv ? 1 : 0))
+    .map(([k, v]) => `${k}=${v}`)
+    .join('&');
+}
+
+export function canonicalString(parts: SignedParts): string {
+  const bodyHash = createHash('sha256').update(parts.body).digest('hex');
+  return [parts.method.toUpperCase(), parts.path, canonicalQuery(parts.query), parts.timestamp, parts.nonce, bodyHash].join(
+    '\n',
+  );
+}
+
+export function hmacSignature(secret: string, parts: SignedParts): string {
+  return createHmac('sha256', secret).update(canonicalString(parts)).digest('base64');
+}
+
+export function hmacVerify(secret: string, parts: SignedParts, signature: string): boolean {
+  const expected = Buffer.from(hmacSignature(secret, parts), 'base64');
+  const given = Buffer.from(signature, 'base64');
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
