@@ -151,7 +151,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
   }
 
   const app = uWS.App().ws<Session>(PATH, {
-    maxPayloadLength: config.GATEWAY_MAX_FRAME_BYTES,
+    // uWS drops a socket whose frame exceeds this without a reason; up to it, we close with one.
+    maxPayloadLength: config.GATEWAY_MAX_FRAME_BYTES * 4,
     idleTimeout: config.GATEWAY_IDLE_TIMEOUT_S,
     sendPingsAutomatically: true,
     maxBackpressure: config.GATEWAY_MAX_BUFFERED_BYTES,
@@ -178,6 +179,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     },
     message: (ws, data, isBinary) => {
       if (!isBinary) return close(ws, CloseCode.BAD_FRAME, 'text frame');
+      if (data.byteLength > config.GATEWAY_MAX_FRAME_BYTES) return close(ws, CloseCode.FRAME_TOO_LARGE);
       let frame: ClientFrame;
       try {
         frame = decodeClientFrame(new Uint8Array(data));

@@ -149,3 +149,14 @@ export async function waitForPort(port: number, service: ServiceProcess, ms = 30
     `port ${port}`,
   );
 }
+
+/** A device row as the gateway would register it (for API tests that need a target). */
+export async function insertDevice(db: Db, app: string, userId: string | null = null): Promise<string> {
+  const { newId } = await import('@mps/shared');
+  const id = newId();
+  await db.query(
+    `INSERT INTO devices (id, app_id, secret_hash, platform, user_id) VALUES ($1, $2, $3, 'android', $4)`,
+    [id, app, Buffer.alloc(32), userId],
+  );
+  return id;
+}

@@ -1,0 +1,172 @@
+import { Packr } from 'msgpackr';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import {
+  CloseCode,
+  decodeServerFrame,
+  encodeFrame,
+  encodeMessage,
+  FrameType,
+  PROTOCOL_VERSION,
+  newId,
+  MasterKey,
+  type ReadyFrame,
+} from '@mps/shared';
+import { KeyStore } from '@mps/control-plane';
+import { createTestDatabase, createTestNats, type TestDatabase, type TestNats } from '../../test/support/services.js';
+import { RawSocket, startTestGateway, type TestGateway } from '../../test/support/gateway.js';
+
+const pack = (value: unknown) => new Packr({ useRecords: false }).pack(value);
+
+describe('gateway device protocol', () => {
+  let database: TestDatabase;
+  let nats: TestNats;
+  let gw: TestGateway;
+  let app: string;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    nats = await createTestNats();
+    gw = await startTestGateway(database.db, nats, { GATEWAY_AUTH_TIMEOUT_MS: '300', GATEWAY_MAX_FRAME_BYTES: '2048' });
+    app = (await new KeyStore(database.db, MasterKey.fromBase64(MasterKey.generate()), 0).createApp('gw')).app;
+  });
+
+  afterAll(async () => {
+    await gw?.close();
+    await nats?.cleanup();
+    await database?.drop();
+  });
+
+  const register = () => encodeFrame({ t: FrameType.REGISTER, v: PROTOCOL_VERSION, app, platform: 'ios', appVersion: '1.0' });
+
+  async function registered(): Promise<{ socket: RawSocket; ready: ReadyFrame }> {
+    const socket = new RawSocket(gw.url);
+    await socket.send(register());
+    const ready = decodeServerFrame(await socket.frame()) as ReadyFrame;
+    return { socket, ready };
+  }
+
+  it('registers a new device, stores it and returns its id and secret once', async () => {
+    const { socket, ready } = await registered();
+    expect(ready.t).toBe(FrameType.READY);
+    expect(ready.secret).toMatch(/^[A-Za-z0-9_-]{43}$/);
+    const row = await database.db.query('SELECT app_id, platform, app_version FROM devices WHERE id = $1', [ready.device]);
+    expect(row.rows).toEqual([{ app_id: app, platform: 'ios', app_version: '1.0' }]);
+    socket.close();
+  });
+
+  it('authenticates a known device with its secret, and re-registering keeps its id', async () => {
+    const { socket, ready } = await registered();
+    socket.close();
+    const auth = new RawSocket(gw.url);
+    await auth.send(
+      encodeFrame({ t: FrameType.AUTH, v: PROTOCOL_VERSION, app, device: ready.device, secret: ready.secret as string, platform: 'ios', appVersion: '1.1' }),
+    );
+    const again = decodeServerFrame(await auth.frame()) as ReadyFrame;
+    expect(again).toMatchObject({ t: FrameType.READY, device: ready.device });
+    expect(again.secret).toBeUndefined();
+    auth.close();
+
+    const reregister = new RawSocket(gw.url);
+    await reregister.send(
+      encodeFrame({ t: FrameType.REGISTER, v: PROTOCOL_VERSION, app, device: ready.device, secret: ready.secret as string, platform: 'ios', appVersion: '1.2' }),
+    );
+    expect(decodeServerFrame(await reregister.frame())).toMatchObject({ device: ready.device });
+    const row = await database.db.query('SELECT app_version FROM devices WHERE id = $1', [ready.device]);
+    expect(row.rows[0]).toEqual({ app_version: '1.2' });
+    reregister.close();
+  });
+
+  it('answers a ping with a pong', async () => {
+    const { socket } = await registered();
+    await socket.send(encodeFrame({ t: FrameType.PING }));
+    expect(decodeServerFrame(await socket.frame(2))).toEqual({ t: FrameType.PONG });
+    socket.close();
+  });
+
+  it('sends what is pending in the inbox when the device connects, in send order, skipping expired and revoked', async () => {
+    const { socket, ready } = await registered();
+    socket.close();
+    await socket.closed;
+    const ids = [newId(), newId(), newId(), newId()];
+    const future = new Date(Date.now() + 60_000);
+    const past = new Date(Date.now() - 1000);
+    for (const [i, id] of ids.entries()) {
+      await database.db.query(
+        `INSERT INTO messages (id, app_id, mode, push_type, target, content, expires_at, revoked_at)
+         VALUES ($1, $2, 'simple', 'notification', '{}', $3, $4, $5)`,
+        [id, app, { title: `m${i}` }, i === 1 ? past : future, i === 2 ? new Date() : null],
+      );
+      await database.db.query('INSERT INTO inbox (device_id, message_id, expires_at) VALUES ($1, $2, $3)', [
+        ready.device,
+        id,
+        i === 1 ? past : future,
+      ]);
+    }
+    const back = new RawSocket(gw.url);
+    await back.send(
+      encodeFrame({ t: FrameType.AUTH, v: PROTOCOL_VERSION, app, device: ready.device, secret: ready.secret as string, platform: 'ios' }),
+    );
+    await back.frame(3);
+    const received = back.frames.slice(1).map((f) => decodeServerFrame(f));
+    expect(received).toEqual([
+      encodeAndDecode(ids[0] as string, 'm0', future),
+      encodeAndDecode(ids[3] as string, 'm3', future),
+    ]);
+    back.close();
+  });
+
+  function encodeAndDecode(id: string, title: string, expiresAt: Date) {
+    return decodeServerFrame(encodeMessage({ id, pushType: 'notification', content: { title }, expiresAt }));
+  }
+
+  describe('closes a misbehaving socket with a reason code', () => {
+    const cases: [string, () => Promise<Uint8Array | string>, { code: number; reason: string }][] = [
+      ['bytes that are not msgpack', async () => new Uint8Array([0xc1, 0xff]), CloseCode.BAD_FRAME],
+      ['a text frame', async () => 'hello', CloseCode.BAD_FRAME],
+      ['an unknown frame type', async () => pack({ t: 99 }), CloseCode.UNKNOWN_FRAME],
+      ['a frame that breaks its schema', async () => pack({ t: FrameType.REGISTER, v: 1, app, platform: 'symbian' }), CloseCode.INVALID_FRAME],
+      ['a frame before auth', async () => encodeFrame({ t: FrameType.ACK, ids: ['x'] }), CloseCode.NOT_AUTHENTICATED],
+      ['an unsupported protocol version', async () => pack({ t: FrameType.REGISTER, v: 99, app, platform: 'ios' }), CloseCode.UNSUPPORTED_VERSION],
+      ['an oversize frame', async () => pack({ t: FrameType.PING, pad: 'x'.repeat(4000) }), CloseCode.FRAME_TOO_LARGE],
+      ['a register for an unknown app', async () => pack({ t: FrameType.REGISTER, v: 1, app: 'app_nope', platform: 'ios' }), CloseCode.AUTH_FAILED],
+      [
+        'an auth with a wrong secret',
+        async () => {
+          const { socket, ready } = await registered();
+          socket.close();
+          return encodeFrame({ t: FrameType.AUTH, v: 1, app, device: ready.device, secret: 'wrong', platform: 'ios' });
+        },
+        CloseCode.AUTH_FAILED,
+      ],
+      [
+        'an auth for a device of another app',
+        async () => {
+          const { socket, ready } = await registered();
+          socket.close();
+          return encodeFrame({ t: FrameType.AUTH, v: 1, app: 'app_other', device: ready.device, secret: ready.secret as string, platform: 'ios' });
+        },
+        CloseCode.AUTH_FAILED,
+      ],
+    ];
+    for (const [what, frame, expected] of cases) {
+      it(what, async () => {
+        const bytes = await frame();
+        const socket = new RawSocket(gw.url);
+        await socket.send(bytes);
+        expect(await socket.closed).toEqual({ code: expected.code, reason: expected.reason });
+        expect(socket.frames).toEqual([]);
+      });
+    }
+
+    it('a second auth on an authenticated socket', async () => {
+      const { socket } = await registered();
+      await socket.send(register());
+      expect(await socket.closed).toEqual({ code: CloseCode.INVALID_FRAME.code, reason: CloseCode.INVALID_FRAME.reason });
+    });
+
+    it('a socket that never authenticates', async () => {
+      const silent = new RawSocket(gw.url);
+      expect(await silent.closed).toEqual({ code: CloseCode.AUTH_TIMEOUT.code, reason: CloseCode.AUTH_TIMEOUT.reason });
+    });
+  });
+});
