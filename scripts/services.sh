@@ -32,8 +32,11 @@ ensure_node() {
 
 ensure_packages() {
   if [ ! -f node_modules/.package-lock.json ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
-    say "installing npm packages (npm ci)"
-    npm ci --no-audit --no-fund --loglevel=error
+    # `npm install` with the committed lockfile installs exactly its versions. Not `npm ci`: it
+    # refuses a lockfile without the optional platform packages (rollup's) that a registry mirror
+    # may not carry, although nothing here needs them.
+    say "installing npm packages"
+    npm install --no-audit --no-fund --loglevel=error
   fi
 }
 
