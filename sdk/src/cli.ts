@@ -1,4 +1,3 @@
-#!/usr/bin/env node
 /**
  * mps: the command line for business servers and operators.
  *   mps push --device ID | --user ID --title T --body B [--ttl S] [--silent] [--payload JSON]
