@@ -9,7 +9,7 @@ export class MasterKey {
 
   static fromBase64(value: string): MasterKey {
     const key = Buffer.from(value, 'base64');
-    if (key.length < 16) throw new Error('the master key must be 32 bytes, base64-encoded');
+    if (key.length !== 32) throw new Error('the master key must be 32 bytes, base64-encoded');
     return new MasterKey(key);
   }
 
