@@ -46,7 +46,7 @@ export function loadConfig<S extends Spec>(spec: S, env: NodeJS.ProcessEnv = pro
 /** Variables every service reads. */
 export const commonSpec = {
   NATS_URL: url({ default: 'nats://127.0.0.1:4222', desc: 'a NATS server URL, comma-separated for a cluster' }),
-  NATS_PREFIX: str({ default: 'mps', desc: 'letters, digits, - or _: namespaces subjects, streams and buckets' }),
+  NATS_PREFIX: str({ default: 'mps', desc: 'a lower-case letter then lower-case letters or digits (at most 32): namespaces subjects, streams and buckets' }),
   DATABASE_URL: url({ default: 'postgres://postgres@127.0.0.1:5432/mps', desc: 'a PostgreSQL connection URL' }),
   DATA_DIR: str({ default: './data', desc: 'a folder for local state (demo credentials, chDB files)' }),
   LOG_LEVEL: str({

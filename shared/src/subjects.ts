@@ -13,12 +13,16 @@ function token(kind: string, value: string): string {
 
 /** User ids come from the app's own user system, so they are encoded into a safe token. */
 export function userToken(userId: string): string {
+  if (userId === '') throw new Error('an empty user id cannot be used in a NATS subject');
   return Buffer.from(userId, 'utf8').toString('base64url');
 }
 
+/** Lower-case so that stream and bucket names (upper-cased) stay distinct per prefix. */
+const PREFIX = /^[a-z][a-z0-9]{0,31}$/;
+
 export function createSubjects(prefix: string) {
-  token('prefix', prefix);
-  const upper = prefix.toUpperCase().replace(/-/g, '_');
+  if (!PREFIX.test(prefix)) throw new Error(`prefix "${prefix}" must be a lower-case letter then up to 31 lower-case letters or digits`);
+  const upper = prefix.toUpperCase();
   return {
     prefix,
     device: (app: string, device: string) => `${prefix}.dev.${token('app', app)}.${token('device', device)}`,
