@@ -49,6 +49,7 @@ describe('end to end: one message from the API to a device and back', () => {
       MASTER_KEY: masterKey,
       API_PORT: String(apiPort),
       GATEWAY_PORT: String(gatewayPort),
+      GATEWAY_ADMIN_PORT: String(await freePort()),
     };
     const controlPlane = startService('control-plane', env);
     services.push(controlPlane);

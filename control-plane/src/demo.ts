@@ -5,10 +5,9 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createDb, migrate, runMain } from '@mps/shared';
+import { createDb, migrate, resolveMasterKey, runMain } from '@mps/shared';
 import { loadControlPlaneConfig } from './config.js';
 import { KeyStore } from './keys.js';
-import { resolveMasterKey } from './master-key.js';
 
 await runMain(async () => {
   const config = loadControlPlaneConfig();

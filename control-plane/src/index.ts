@@ -4,5 +4,4 @@ export { loadControlPlaneConfig, controlPlaneSpec, type ControlPlaneConfig } fro
 export { KeyStore, type CreatedApp } from './keys.js';
 export { NonceGuard } from './nonces.js';
 export { startLedger } from './ledger.js';
-export { resolveMasterKey } from './master-key.js';
 export { ErrorCode, ApiError } from './errors.js';

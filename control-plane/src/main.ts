@@ -7,13 +7,13 @@ import {
   ensureEventStream,
   jetstreamManagerFor,
   migrate,
+  resolveMasterKey,
   runMain,
 } from '@mps/shared';
 import { buildApp } from './app.js';
 import { loadControlPlaneConfig } from './config.js';
 import { KeyStore } from './keys.js';
 import { startLedger } from './ledger.js';
-import { resolveMasterKey } from './master-key.js';
 import { NonceGuard } from './nonces.js';
 
 await runMain(async () => {

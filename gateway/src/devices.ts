@@ -1,16 +1,18 @@
-/** The gateway's view of devices in Postgres: register, authenticate, and what is pending for them. */
+/** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
   encodeMessage,
   isUuid,
+  Limits,
   newId,
   newSecret,
+  type AuthFrame,
   type Db,
   type MessageContent,
   type Platform,
   type PushType,
   type RegisterFrame,
-  type AuthFrame,
+  type Vendor,
 } from '@mps/shared';
 
 export interface Device {
@@ -21,6 +23,10 @@ export interface Device {
   osVersion: string;
   appVersion: string;
   sdkVersion: string;
+  locale: string;
+  tags: Set<string>;
+  attributes: Record<string, string>;
+  tagsWritable: boolean;
 }
 
 export type AuthResult = { device: Device; secret?: string } | { failure: 'unknown_app' | 'bad_credentials' };
@@ -38,16 +44,40 @@ function factsOf(frame: RegisterFrame | AuthFrame) {
   ];
 }
 
-function deviceOf(frame: RegisterFrame | AuthFrame, id: string, userId: string | null): Device {
+interface DeviceRow {
+  user_id: string | null;
+  tags: string[];
+  attributes: Record<string, string>;
+  device_tags_writable: boolean;
+}
+
+function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow): Device {
   return {
     id,
     app: frame.app,
-    userId,
+    userId: row.user_id,
     platform: frame.platform,
     osVersion: frame.osVersion ?? '',
     appVersion: frame.appVersion ?? '',
     sdkVersion: frame.sdkVersion ?? '',
+    locale: frame.locale ?? '',
+    tags: new Set(row.tags),
+    attributes: row.attributes,
+    tagsWritable: row.device_tags_writable,
   };
+}
+
+/** Records the device's current facts; with a secret hash, only if it matches. */
+const UPDATE_FACTS = `
+  UPDATE devices d SET platform = $3, os_version = $4, app_version = $5, sdk_version = $6, locale = $7,
+         timezone = $8, last_seen_at = now()
+  FROM apps a
+  WHERE d.id = $1 AND d.app_id = $2 AND a.id = d.app_id AND ($9::bytea IS NULL OR d.secret_hash = $9)
+  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable`;
+
+export interface PendingFrame {
+  device: string;
+  frame: Uint8Array;
 }
 
 export class DeviceStore {
@@ -59,8 +89,11 @@ export class DeviceStore {
       if (frame.device === undefined || frame.secret === undefined) return { failure: 'bad_credentials' };
       return this.authenticate(frame, frame.device, frame.secret);
     }
-    const app = await this.db.query('SELECT 1 FROM apps WHERE id = $1', [frame.app]);
-    if (app.rowCount === 0) return { failure: 'unknown_app' };
+    const app = await this.db.query<{ device_tags_writable: boolean }>('SELECT device_tags_writable FROM apps WHERE id = $1', [
+      frame.app,
+    ]);
+    const appRow = app.rows[0];
+    if (!appRow) return { failure: 'unknown_app' };
     const id = newId();
     const secret = newSecret();
     await this.db.query(
@@ -68,36 +101,93 @@ export class DeviceStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
       [id, frame.app, hashSecret(secret), ...factsOf(frame)],
     );
-    return { device: deviceOf(frame, id, null), secret };
+    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, ...appRow }), secret };
   }
 
-  /** Checks the device's secret and records its current facts in the same statement. */
-  async authenticate(frame: RegisterFrame | AuthFrame, deviceId: string, secret: string): Promise<AuthResult> {
+  /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
+  async authenticate(frame: RegisterFrame | AuthFrame, deviceId: string, secret: string | null): Promise<AuthResult> {
     if (!isUuid(deviceId)) return { failure: 'bad_credentials' };
-    const result = await this.db.query<{ user_id: string | null }>(
-      `UPDATE devices SET platform = $4, os_version = $5, app_version = $6, sdk_version = $7, locale = $8,
-              timezone = $9, last_seen_at = now()
-       WHERE id = $1 AND app_id = $2 AND secret_hash = $3
-       RETURNING user_id`,
-      [deviceId, frame.app, hashSecret(secret), ...factsOf(frame)],
-    );
+    const result = await this.db.query<DeviceRow>(UPDATE_FACTS, [
+      deviceId,
+      frame.app,
+      ...factsOf(frame),
+      secret === null ? null : hashSecret(secret),
+    ]);
     const row = result.rows[0];
     if (!row) return { failure: 'bad_credentials' };
-    return { device: deviceOf(frame, deviceId, row.user_id) };
+    return { device: deviceOf(frame, deviceId, row) };
   }
 
-  /** Encoded frames of the unexpired, unrevoked messages still pending for a device, in send order. */
-  async pendingFrames(deviceId: string, limit: number): Promise<Uint8Array[]> {
-    const result = await this.db.query<{ id: string; push_type: PushType; content: MessageContent; expires_at: Date }>(
-      `SELECT m.id, m.push_type, m.content, m.expires_at
-       FROM inbox i JOIN messages m ON m.id = i.message_id
-       WHERE i.device_id = $1 AND i.status = 'pending' AND i.expires_at > now() AND m.revoked_at IS NULL
-       ORDER BY i.seq
-       LIMIT $2`,
-      [deviceId, limit],
+  async bind(device: Device, userId: string | null): Promise<void> {
+    await this.db.query('UPDATE devices SET user_id = $2 WHERE id = $1', [device.id, userId]);
+  }
+
+  /**
+   * Copies the user's unexpired, unrevoked messages into the device's inbox (a device bound later
+   * still gets them); the ones it already has are left as they are.
+   */
+  async adoptUserMessages(device: Device): Promise<void> {
+    if (device.userId === null) return;
+    await this.db.query(
+      `INSERT INTO inbox (device_id, message_id, expires_at)
+       SELECT $1, u.message_id, u.expires_at
+       FROM user_inbox u JOIN messages m ON m.id = u.message_id
+       WHERE u.app_id = $2 AND u.user_id = $3 AND u.expires_at > now() AND m.revoked_at IS NULL
+       ORDER BY m.created_at
+       ON CONFLICT (device_id, message_id) DO NOTHING`,
+      [device.id, device.app, device.userId],
     );
-    return result.rows.map((row) =>
-      encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
+  }
+
+  async setVendorToken(device: Device, vendor: Vendor, token: string): Promise<void> {
+    await this.db.query(
+      `INSERT INTO device_vendor_tokens (device_id, vendor, token) VALUES ($1, $2, $3)
+       ON CONFLICT (device_id, vendor) DO UPDATE SET token = EXCLUDED.token, updated_at = now()`,
+      [device.id, vendor, token],
     );
+  }
+
+  /** The device's tags after the change, or undefined when it would exceed the limit (nothing changed). */
+  async changeTags(device: Device, add: string[], remove: string[]): Promise<string[] | undefined> {
+    const result = await this.db.query<{ tags: string[] }>(
+      `UPDATE devices d SET tags = n.tags
+       FROM (SELECT ARRAY(SELECT DISTINCT x FROM unnest(tags || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x) AS tags
+             FROM devices WHERE id = $1) n
+       WHERE d.id = $1 AND cardinality(n.tags) <= $4
+       RETURNING d.tags`,
+      [device.id, add, remove, Limits.TAGS_PER_DEVICE],
+    );
+    return result.rows[0]?.tags;
+  }
+
+  /** The device's attributes after the change (null values remove), or undefined over the limit. */
+  async changeAttributes(device: Device, set: Record<string, string | null>): Promise<Record<string, string> | undefined> {
+    const result = await this.db.query<{ attributes: Record<string, string> }>(
+      `UPDATE devices SET attributes = jsonb_strip_nulls(attributes || $2::jsonb)
+       WHERE id = $1 AND (SELECT count(*) FROM jsonb_object_keys(jsonb_strip_nulls(attributes || $2::jsonb))) <= $3
+       RETURNING attributes`,
+      [device.id, JSON.stringify(set), Limits.ATTRIBUTES],
+    );
+    return result.rows[0]?.attributes;
+  }
+
+  /** Encoded frames of the unexpired, unrevoked messages pending for these devices, in send order per device. */
+  async pendingFrames(deviceIds: string[], limitPerDevice: number): Promise<PendingFrame[]> {
+    const result = await this.db.query<{ device_id: string; id: string; push_type: PushType; content: MessageContent; expires_at: Date }>(
+      `SELECT p.device_id, m.id, m.push_type, m.content, m.expires_at
+       FROM unnest($1::uuid[]) AS d(id)
+       CROSS JOIN LATERAL (
+         SELECT i.device_id, i.message_id, i.seq FROM inbox i
+         WHERE i.device_id = d.id AND i.status = 'pending' AND i.expires_at > now()
+         ORDER BY i.seq LIMIT $2
+       ) p
+       JOIN messages m ON m.id = p.message_id AND m.revoked_at IS NULL
+       ORDER BY p.device_id, p.seq`,
+      [deviceIds, limitPerDevice],
+    );
+    return result.rows.map((row) => ({
+      device: row.device_id,
+      frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
+    }));
   }
 }

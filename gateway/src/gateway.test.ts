@@ -26,8 +26,9 @@ describe('gateway device protocol', () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     nats = await createTestNats();
-    gw = await startTestGateway(database.db, nats, { GATEWAY_AUTH_TIMEOUT_MS: '300', GATEWAY_MAX_FRAME_BYTES: '2048' });
-    app = (await new KeyStore(database.db, MasterKey.fromBase64(MasterKey.generate()), 0).createApp('gw')).app;
+    const masterKey = MasterKey.fromBase64(MasterKey.generate());
+    gw = await startTestGateway(database.db, nats, masterKey, { GATEWAY_AUTH_TIMEOUT_MS: '300', GATEWAY_MAX_FRAME_BYTES: '2048' });
+    app = (await new KeyStore(database.db, masterKey, 0).createApp('gw')).app;
   });
 
   afterAll(async () => {

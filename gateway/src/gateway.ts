@@ -1,6 +1,7 @@
 /**
  * The device-facing WebSocket server: authenticates sockets, subscribes the node to their subjects,
- * forwards messages as they arrive and redelivers what is pending, and turns acks into events.
+ * forwards messages as they arrive and redelivers what is pending, and turns device reports into
+ * tracking events. Nothing durable lives here: a killed gateway loses nothing.
  */
 import uWS from 'uWebSockets.js';
 import {
@@ -8,21 +9,23 @@ import {
   decodeClientFrame,
   encodeFrame,
   FrameType,
-  PROTOCOL_VERSION,
   ProtocolError,
-  type AuthFrame,
+  type ApiKeyLookup,
   type ClientFrame,
   type CloseInfo,
   type Db,
   type Logger,
   type NatsConnection,
-  type RegisterFrame,
+  type ServerFrame,
   type Subjects,
 } from '@mps/shared';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import type { GatewayConfig } from './config.js';
-import { DeviceStore, type AuthResult, type Device } from './devices.js';
+import { DeviceStore } from './devices.js';
+import { createFrameHandler } from './handlers.js';
 import { Hub } from './hub.js';
+import type { Metrics } from './metrics.js';
+import type { Session } from './session.js';
 import { Tracker } from './tracking.js';
 
 export interface GatewayDeps {
@@ -31,124 +34,116 @@ export interface GatewayDeps {
   nc: NatsConnection;
   js: JetStreamClient;
   subjects: Subjects;
+  keys: ApiKeyLookup;
+  metrics: Metrics;
   log: Logger;
 }
 
-/** Per-socket state, kept in uWS user data. */
-interface Session {
-  readonly ip: string;
-  state: 'new' | 'authenticating' | 'ready' | 'closed';
-  authTimer: NodeJS.Timeout | undefined;
-  device: Device | undefined;
-  /** The subjects this socket added interest in, to remove on close. */
-  subjects: string[];
-}
+export type Socket = uWS.WebSocket<Session>;
 
-type Socket = uWS.WebSocket<Session>;
-
-const PENDING_BATCH = 1000;
 const PATH = '/v1/device';
+/** Devices whose inbox is read in one query when the node catches up after a NATS reconnect. */
+const CATCH_UP_BATCH = 500;
 
 export interface Gateway {
   listen(): Promise<number>;
-  close(): Promise<void>;
+  /** Stops accepting, tells devices to reconnect elsewhere within `windowMs`, then closes the rest. */
+  drain(windowMs: number): Promise<void>;
+  close(): void;
   readonly connections: number;
+  readonly accepting: boolean;
+}
+
+/** What the frame handlers need from the node. */
+export interface Node {
+  send(ws: Socket, frame: Uint8Array): void;
+  sendFrame(ws: Socket, frame: ServerFrame): void;
+  close(ws: Socket, info: CloseInfo, detail?: string): void;
+  hub: Hub<Socket>;
+  /** Sends what is pending in the inbox of these sockets' devices. */
+  deliverPending(sockets: Socket[]): Promise<void>;
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
-  const { config, log, subjects } = deps;
+  const { config, log, metrics } = deps;
   const devices = new DeviceStore(deps.db);
-  const tracker = new Tracker(deps.js, subjects, log);
+  const tracker = new Tracker(deps.js, deps.subjects, log);
   const sockets = new Set<Socket>();
+  const perIp = new Map<string, number>();
   let listenSocket: uWS.us_listen_socket | undefined;
 
-  const send = (ws: Socket, data: Uint8Array): void => {
-    const session = ws.getUserData();
-    if (session.state !== 'ready') return;
+  function send(ws: Socket, data: Uint8Array): void {
+    if (ws.getUserData().state === 'closed') return;
     if (ws.getBufferedAmount() > config.GATEWAY_MAX_BUFFERED_BYTES) {
-      // Whatever was unsent stays pending in the inbox and comes back on the next connection.
+      // Unsent messages stay pending in the inbox and come back on the next connection.
+      metrics.drops.inc();
       return close(ws, CloseCode.BACKPRESSURE);
     }
     ws.cork(() => ws.send(data, true));
-  };
-
-  const hub = new Hub<Socket>(deps.nc, send, (subject, error) =>
-    log.error({ err: error, subject }, 'subscription failed'),
-  );
+    metrics.framesOut.inc();
+    metrics.bytesOut.inc(data.byteLength);
+  }
 
   function close(ws: Socket, info: CloseInfo, detail?: string): void {
     const session = ws.getUserData();
     if (session.state === 'closed') return;
     if (detail) log.debug({ ip: session.ip, code: info.code, detail }, 'closing device socket');
+    metrics.closes.inc({ reason: info.reason });
     ws.end(info.code, info.reason);
   }
 
-  async function authenticate(ws: Socket, frame: RegisterFrame | AuthFrame): Promise<void> {
-    const session = ws.getUserData();
-    let result: AuthResult;
-    try {
-      result =
-        frame.t === FrameType.REGISTER ? await devices.register(frame) : await devices.authenticate(frame, frame.device, frame.secret);
-    } catch (error) {
-      log.error({ err: error }, 'device authentication failed on the database');
-      return close(ws, CloseCode.INTERNAL);
-    }
-    if (session.state === 'closed') return;
-    if ('failure' in result) return close(ws, CloseCode.AUTH_FAILED, result.failure);
+  const hub = new Hub<Socket>(
+    deps.nc,
+    (ws, data) => {
+      if (ws.getUserData().state === 'ready') send(ws, data);
+    },
+    (subject, error) => log.error({ err: error, subject }, 'subscription failed'),
+  );
 
-    const { device } = result;
-    session.device = device;
-    session.state = 'ready';
-    session.subjects = [subjects.device(device.app, device.id)];
-    if (device.userId !== null) session.subjects.push(subjects.user(device.app, device.userId));
-    for (const subject of session.subjects) hub.add(subject, ws);
-    send(
-      ws,
-      encodeFrame({
-        t: FrameType.READY,
-        device: device.id,
-        ...(result.secret !== undefined && { secret: result.secret }),
-        time: Date.now(),
-        heartbeat: Math.floor(config.GATEWAY_IDLE_TIMEOUT_S / 2),
-      }),
-    );
-    // Subscribed before reading the inbox: a message published meanwhile arrives twice at worst
-    // (the SDK drops the duplicate), never zero times.
-    try {
-      await hub.flush();
-      const pending = await devices.pendingFrames(device.id, PENDING_BATCH);
-      if (session.state !== 'ready') return;
-      ws.cork(() => {
-        for (const frame of pending) ws.send(frame, true);
-      });
-    } catch (error) {
-      log.error({ err: error, device: device.id }, 'pending messages not loaded');
-      close(ws, CloseCode.INTERNAL);
+  async function deliverPending(targets: Socket[]): Promise<void> {
+    const byDevice = new Map<string, Socket>();
+    for (const ws of targets) {
+      const device = ws.getUserData().device;
+      if (device) byDevice.set(device.id, ws);
+    }
+    if (byDevice.size === 0) return;
+    // Interest first, inbox second: a message published in between arrives twice at worst (the SDK
+    // drops the duplicate), never zero times.
+    await hub.flush();
+    const pending = await devices.pendingFrames([...byDevice.keys()], 1000);
+    for (const { device, frame } of pending) {
+      const ws = byDevice.get(device);
+      if (ws && ws.getUserData().state === 'ready') send(ws, frame);
     }
   }
 
-  function handleFrame(ws: Socket, frame: ClientFrame): void {
-    const session = ws.getUserData();
-    if (session.state === 'new') {
-      if (frame.t !== FrameType.AUTH && frame.t !== FrameType.REGISTER) return close(ws, CloseCode.NOT_AUTHENTICATED);
-      if (frame.v !== PROTOCOL_VERSION) return close(ws, CloseCode.UNSUPPORTED_VERSION);
-      clearTimeout(session.authTimer);
-      session.state = 'authenticating';
-      void authenticate(ws, frame);
-      return;
-    }
-    if (session.state !== 'ready' || !session.device) return close(ws, CloseCode.NOT_AUTHENTICATED);
-    switch (frame.t) {
-      case FrameType.ACK:
-        for (const id of frame.ids) tracker.record('delivered', session.device, id);
-        return;
-      case FrameType.PING:
-        return send(ws, encodeFrame({ t: FrameType.PONG }));
-      case FrameType.AUTH:
-      case FrameType.REGISTER:
-        return close(ws, CloseCode.INVALID_FRAME, 'already authenticated');
+  const node: Node = {
+    send,
+    sendFrame: (ws, frame) => send(ws, encodeFrame(frame)),
+    close,
+    hub,
+    deliverPending,
+  };
+  const handle = createFrameHandler({ node, devices, tracker, keys: deps.keys, subjects: deps.subjects, config, log, metrics });
+
+  /** After NATS reconnects, messages published while the node was away are in the inboxes: resend them. */
+  async function catchUp(): Promise<void> {
+    const ready = [...sockets].filter((ws) => ws.getUserData().state === 'ready');
+    for (let i = 0; i < ready.length; i += CATCH_UP_BATCH) {
+      await deliverPending(ready.slice(i, i + CATCH_UP_BATCH));
     }
   }
+  void (async () => {
+    for await (const status of deps.nc.status()) {
+      if (status.type === 'slowConsumer' || status.type === 'disconnect' || status.type === 'reconnect') {
+        metrics.natsEvents.inc({ type: status.type });
+        log.warn({ status: status.type }, 'NATS connection event');
+      }
+      if (status.type === 'reconnect') {
+        catchUp().catch((error: unknown) => log.error({ err: error }, 'catch-up after NATS reconnect failed'));
+      }
+    }
+  })();
 
   const app = uWS.App().ws<Session>(PATH, {
     // uWS drops a socket whose frame exceeds this without a reason; up to it, we close with one.
@@ -157,12 +152,24 @@ export function createGateway(deps: GatewayDeps): Gateway {
     sendPingsAutomatically: true,
     maxBackpressure: config.GATEWAY_MAX_BUFFERED_BYTES,
     upgrade: (res, req, context) => {
+      const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
+      // Refused before a socket exists: the cheapest place to say no.
+      if ((perIp.get(ip) ?? 0) >= config.GATEWAY_MAX_CONNECTIONS_PER_IP) {
+        metrics.closes.inc({ reason: CloseCode.TOO_MANY_CONNECTIONS.reason });
+        res
+          .writeStatus('429 Too Many Requests')
+          .writeHeader('content-type', 'application/json')
+          .end(JSON.stringify({ error: { code: CloseCode.TOO_MANY_CONNECTIONS.reason, message: 'too many connections from this address' } }));
+        return;
+      }
       const session: Session = {
-        ip: Buffer.from(res.getRemoteAddressAsText()).toString(),
+        ip,
         state: 'new',
         authTimer: undefined,
         device: undefined,
         subjects: [],
+        tokens: config.GATEWAY_MAX_FRAMES_PER_S * 2,
+        refilledAt: Date.now(),
       };
       res.upgrade(
         session,
@@ -175,11 +182,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     open: (ws) => {
       sockets.add(ws);
       const session = ws.getUserData();
+      perIp.set(session.ip, (perIp.get(session.ip) ?? 0) + 1);
+      metrics.connections.set(sockets.size);
       session.authTimer = setTimeout(() => close(ws, CloseCode.AUTH_TIMEOUT), config.GATEWAY_AUTH_TIMEOUT_MS);
     },
     message: (ws, data, isBinary) => {
+      metrics.bytesIn.inc(data.byteLength);
       if (!isBinary) return close(ws, CloseCode.BAD_FRAME, 'text frame');
       if (data.byteLength > config.GATEWAY_MAX_FRAME_BYTES) return close(ws, CloseCode.FRAME_TOO_LARGE);
+      if (!takeToken(ws.getUserData(), config.GATEWAY_MAX_FRAMES_PER_S)) return close(ws, CloseCode.RATE_LIMITED);
       let frame: ClientFrame;
       try {
         frame = decodeClientFrame(new Uint8Array(data));
@@ -187,20 +198,34 @@ export function createGateway(deps: GatewayDeps): Gateway {
         if (error instanceof ProtocolError) return close(ws, error.close, error.message);
         throw error;
       }
-      handleFrame(ws, frame);
+      metrics.framesIn.inc({ type: FRAME_NAMES[frame.t] });
+      handle(ws, frame);
     },
     close: (ws) => {
       sockets.delete(ws);
       const session = ws.getUserData();
       session.state = 'closed';
       clearTimeout(session.authTimer);
+      const left = (perIp.get(session.ip) ?? 1) - 1;
+      if (left === 0) perIp.delete(session.ip);
+      else perIp.set(session.ip, left);
       for (const subject of session.subjects) hub.remove(subject, ws);
+      metrics.connections.set(sockets.size);
+      metrics.subjects.set(hub.subjectCount);
     },
   });
+
+  function stopListening(): void {
+    if (listenSocket) uWS.us_listen_socket_close(listenSocket);
+    listenSocket = undefined;
+  }
 
   return {
     get connections() {
       return sockets.size;
+    },
+    get accepting() {
+      return listenSocket !== undefined;
     },
     listen: () =>
       new Promise((resolve, reject) => {
@@ -210,10 +235,30 @@ export function createGateway(deps: GatewayDeps): Gateway {
           resolve(uWS.us_socket_local_port(socket));
         });
       }),
-    close: async () => {
-      if (listenSocket) uWS.us_listen_socket_close(listenSocket);
-      listenSocket = undefined;
+    drain: async (windowMs) => {
+      stopListening();
+      for (const ws of sockets) {
+        node.sendFrame(ws, { t: FrameType.RECONNECT, after: Math.floor(Math.random() * windowMs) });
+      }
+      const deadline = Date.now() + windowMs + 1000;
+      while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
+      for (const ws of [...sockets]) close(ws, CloseCode.GOING_AWAY);
+    },
+    close: () => {
+      stopListening();
       for (const ws of [...sockets]) close(ws, CloseCode.GOING_AWAY);
     },
   };
+}
+
+const FRAME_NAMES = Object.fromEntries(Object.entries(FrameType).map(([name, t]) => [t, name.toLowerCase()])) as Record<number, string>;
+
+/** Token bucket: `perSecond` frames a second, bursts of twice that. */
+function takeToken(session: Session, perSecond: number): boolean {
+  const now = Date.now();
+  session.tokens = Math.min(perSecond * 2, session.tokens + ((now - session.refilledAt) / 1000) * perSecond);
+  session.refilledAt = now;
+  if (session.tokens < 1) return false;
+  session.tokens -= 1;
+  return true;
 }

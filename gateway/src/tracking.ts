@@ -14,7 +14,7 @@ export class Tracker {
    * A failed publish is logged, not retried here: the inbox row stays pending, so the message is
    * redelivered on the next connection and acked again.
    */
-  record(kind: EventKind, device: Device, messageId: string, channel: Channel = 'socket'): void {
+  record(kind: EventKind, device: Device, messageId: string, at: number = Date.now(), channel: Channel = 'socket'): void {
     const id = newId();
     const event = {
       id,
@@ -28,7 +28,7 @@ export class Tracker {
       appVersion: device.appVersion,
       sdkVersion: device.sdkVersion,
       pushType: '',
-      at: Date.now(),
+      at,
     };
     this.js.publish(this.subjects.event(device.app, kind), encodeEvent(event), { msgID: id }).catch((error: unknown) => {
       this.log.error({ err: error, kind, message: messageId }, 'tracking event not published');

@@ -11,3 +11,6 @@ export * from './events.js';
 export * from './nats.js';
 export * from './messages.js';
 export * from './schema.js';
+export * from './app-keys.js';
+export * from './master-key.js';
+export * from './tokens.js';

@@ -1,8 +1,8 @@
 /** A gateway running in the test process against the real NATS and PostgreSQL, and raw sockets to poke it. */
 import { jetstream } from '@nats-io/jetstream';
 import WebSocket from 'ws';
-import { createLogger, ensureEventStream, jetstreamManagerFor, type Db } from '@mps/shared';
-import { createGateway, loadGatewayConfig, type Gateway } from '@mps/gateway';
+import { ApiKeyLookup, createLogger, ensureEventStream, jetstreamManagerFor, type Db, type MasterKey } from '@mps/shared';
+import { createGateway, createMetrics, loadGatewayConfig, type Gateway } from '@mps/gateway';
 import { freePort, NATS_URL, type TestNats } from './services.js';
 
 export interface TestGateway {
@@ -11,9 +11,11 @@ export interface TestGateway {
   close(): Promise<void>;
 }
 
+/** `masterKey` must be the one the test's apps were created with (device tokens are checked with their keys). */
 export async function startTestGateway(
   db: Db,
   nats: TestNats,
+  masterKey: MasterKey,
   env: Record<string, string> = {},
 ): Promise<TestGateway> {
   const port = await freePort();
@@ -22,6 +24,7 @@ export async function startTestGateway(
     NATS_PREFIX: nats.prefix,
     GATEWAY_HOST: '127.0.0.1',
     GATEWAY_PORT: String(port),
+    GATEWAY_ADMIN_PORT: '0',
     ...env,
   });
   await ensureEventStream(await jetstreamManagerFor(nats.nc), nats.subjects);
@@ -31,10 +34,12 @@ export async function startTestGateway(
     nc: nats.nc,
     js: jetstream(nats.nc),
     subjects: nats.subjects,
+    keys: new ApiKeyLookup(db, masterKey, 0),
+    metrics: createMetrics(),
     log: createLogger('gateway', 'silent'),
   });
   await gateway.listen();
-  return { gateway, url: `ws://127.0.0.1:${port}/v1/device`, close: () => gateway.close() };
+  return { gateway, url: `ws://127.0.0.1:${port}/v1/device`, close: async () => gateway.close() };
 }
 
 /** A raw socket: what a buggy or hostile client can send. */

@@ -46,7 +46,14 @@ const clientFrames: Array<[string, ClientFrame]> = [
       locale: 'zh-CN',
     },
   ],
+  ['auth with a connect token', { t: FrameType.AUTH, v: PROTOCOL_VERSION, app: 'app_1', device: 'dev-1', token: 'a.b.c', platform: 'web' }],
   ['ack, one id', { t: FrameType.ACK, ids: ['m1'] }],
+  ['bind', { t: FrameType.BIND, token: 'header.payload.signature' }],
+  ['unbind', { t: FrameType.UNBIND }],
+  ['vendor token', { t: FrameType.VENDOR_TOKEN, vendor: 'fcm', token: 'fcm-registration-token' }],
+  ['tags', { t: FrameType.TAGS, add: ['vip', 'beta'], remove: ['trial'] }],
+  ['attributes', { t: FrameType.ATTRIBUTES, set: { tier: 'gold', city: null } }],
+  ['track', { t: FrameType.TRACK, events: [{ id: 'm1', ev: 'arrived', at: 1_700_000_000_000 }, { id: 'm1', ev: 'opened' }] }],
   ['ack, 256 ids', { t: FrameType.ACK, ids: Array.from({ length: 256 }, (_, i) => `m${i}`) }],
   ['ping', { t: FrameType.PING }],
 ];
@@ -69,6 +76,10 @@ const serverFrames: Array<[string, ServerFrame]> = [
     },
   ],
   ['pong', { t: FrameType.PONG }],
+  ['bound', { t: FrameType.BOUND, user: 'alice' }],
+  ['unbound', { t: FrameType.BOUND, user: null }],
+  ['revoke', { t: FrameType.REVOKE, id: 'm1' }],
+  ['reconnect', { t: FrameType.RECONNECT, after: 2500 }],
 ];
 
 describe('encodeFrame / decodeClientFrame / decodeServerFrame', () => {
@@ -177,6 +188,12 @@ describe('a known frame with a missing, ill-typed or oversized field: INVALID_FR
     ['auth without secret', without(auth, 'secret')],
     ['auth with an empty secret', { ...auth, secret: '' }],
     ['auth without device', without(auth, 'device')],
+    ['auth with both a secret and a token', { ...auth, token: 'a.b.c' }],
+    ['vendor token for an unknown vendor', { t: FrameType.VENDOR_TOKEN, vendor: 'nokia', token: 'x' }],
+    ['tags over the limit', { t: FrameType.TAGS, add: Array.from({ length: 101 }, (_, i) => `t${i}`) }],
+    ['an attribute value that is a number', { t: FrameType.ATTRIBUTES, set: { tier: 3 } }],
+    ['track with an unknown event', { t: FrameType.TRACK, events: [{ id: 'm1', ev: 'liked' }] }],
+    ['track with no events', { t: FrameType.TRACK, events: [] }],
   ];
 
   it.each(invalidClient)('refuses %s', (_, map) => {

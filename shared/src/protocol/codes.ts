@@ -31,6 +31,12 @@ export const CloseCode = {
   REPLACED: { code: 4012, reason: 'replaced', retry: false },
   /** The gateway failed while handling the connection; reconnect with backoff. */
   INTERNAL: { code: 4013, reason: 'internal', retry: true },
+  /** A bind token that is forged, expired, for another app or for another device. */
+  BIND_REJECTED: { code: 4014, reason: 'bind_rejected', retry: true },
+  /** The app does not let devices do this (e.g. set their own tags). */
+  FORBIDDEN: { code: 4015, reason: 'forbidden', retry: true },
+  /** This IP address holds as many connections as the gateway allows. */
+  TOO_MANY_CONNECTIONS: { code: 4016, reason: 'too_many_connections', retry: true },
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;

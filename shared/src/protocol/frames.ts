@@ -14,10 +14,36 @@ export const FrameType = {
   AUTH: 2,
   ACK: 3,
   PING: 4,
+  BIND: 5,
+  UNBIND: 6,
+  VENDOR_TOKEN: 7,
+  TAGS: 8,
+  ATTRIBUTES: 9,
+  TRACK: 10,
   // gateway -> device
   READY: 64,
   MESSAGE: 65,
   PONG: 66,
+  BOUND: 67,
+  REVOKE: 68,
+  RECONNECT: 69,
+} as const;
+
+export const Vendor = ['apns', 'fcm', 'huawei', 'xiaomi'] as const;
+export type Vendor = (typeof Vendor)[number];
+
+/** What a device reports about a message it received (after the gateway's delivery). */
+export const TrackKind = ['arrived', 'opened', 'ignored'] as const;
+export type TrackKind = (typeof TrackKind)[number];
+
+export const Limits = {
+  /** Tags a device may carry. */
+  TAGS_PER_DEVICE: 100,
+  TAG_LENGTH: 64,
+  /** Attribute names an app may use. */
+  ATTRIBUTES: 10,
+  ATTRIBUTE_VALUE_LENGTH: 128,
+  IDS_PER_FRAME: 256,
 } as const;
 
 export const Platform = ['android', 'ios', 'web', 'harmony'] as const;
@@ -49,21 +75,70 @@ export const RegisterFrame = Type.Object({
   ...DeviceFacts,
 });
 
-export const AuthFrame = Type.Object({
+const authBase = {
   t: Type.Literal(FrameType.AUTH),
   v: Type.Integer(),
   app: Id,
   device: Id,
-  secret: Type.String({ minLength: 1, maxLength: 128 }),
   ...DeviceFacts,
-});
+};
+
+/** Exactly one of `secret` (issued at registration) or `token` (a connect token from the business server). */
+export const AuthFrame = Type.Union([
+  Type.Object({ ...authBase, secret: Type.String({ minLength: 1, maxLength: 128 }), token: Type.Optional(Type.Never()) }),
+  Type.Object({ ...authBase, token: Type.String({ minLength: 1, maxLength: 2048 }), secret: Type.Optional(Type.Never()) }),
+]);
 
 export const AckFrame = Type.Object({
   t: Type.Literal(FrameType.ACK),
-  ids: Type.Array(Id, { minItems: 1, maxItems: 256 }),
+  ids: Type.Array(Id, { minItems: 1, maxItems: Limits.IDS_PER_FRAME }),
 });
 
 export const PingFrame = Type.Object({ t: Type.Literal(FrameType.PING) });
+
+/** Binds the device to the user named by a bind token the business server signed. */
+export const BindFrame = Type.Object({
+  t: Type.Literal(FrameType.BIND),
+  token: Type.String({ minLength: 1, maxLength: 2048 }),
+});
+
+export const UnbindFrame = Type.Object({ t: Type.Literal(FrameType.UNBIND) });
+
+export const VendorTokenFrame = Type.Object({
+  t: Type.Literal(FrameType.VENDOR_TOKEN),
+  vendor: oneOf(Vendor),
+  token: Type.String({ minLength: 1, maxLength: 4096 }),
+});
+
+const Tag = Type.String({ minLength: 1, maxLength: Limits.TAG_LENGTH });
+
+export const TagsFrame = Type.Object({
+  t: Type.Literal(FrameType.TAGS),
+  add: Type.Optional(Type.Array(Tag, { maxItems: Limits.TAGS_PER_DEVICE })),
+  remove: Type.Optional(Type.Array(Tag, { maxItems: Limits.TAGS_PER_DEVICE })),
+});
+
+/** Sets attributes; a null value removes one. */
+export const AttributesFrame = Type.Object({
+  t: Type.Literal(FrameType.ATTRIBUTES),
+  set: Type.Record(
+    Type.String({ minLength: 1, maxLength: 64 }),
+    Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]),
+  ),
+});
+
+export const TrackFrame = Type.Object({
+  t: Type.Literal(FrameType.TRACK),
+  events: Type.Array(
+    Type.Object({
+      id: Id,
+      ev: oneOf(TrackKind),
+      /** When it happened on the device, ms since the epoch (default: when the gateway got it). */
+      at: Type.Optional(Type.Integer()),
+    }),
+    { minItems: 1, maxItems: Limits.IDS_PER_FRAME },
+  ),
+});
 
 export const ReadyFrame = Type.Object({
   t: Type.Literal(FrameType.READY),
@@ -90,6 +165,18 @@ export const MessageFrame = Type.Object({
 
 export const PongFrame = Type.Object({ t: Type.Literal(FrameType.PONG) });
 
+/** The device's user after a bind or unbind (null: none). */
+export const BoundFrame = Type.Object({
+  t: Type.Literal(FrameType.BOUND),
+  user: Type.Union([Type.String(), Type.Null()]),
+});
+
+/** A message was withdrawn: do not show it, and remove it if shown. */
+export const RevokeFrame = Type.Object({ t: Type.Literal(FrameType.REVOKE), id: Id });
+
+/** The gateway is going away: reconnect (to any gateway) after `after` ms. */
+export const ReconnectFrame = Type.Object({ t: Type.Literal(FrameType.RECONNECT), after: Type.Integer({ minimum: 0 }) });
+
 export type RegisterFrame = Static<typeof RegisterFrame>;
 export type AuthFrame = Static<typeof AuthFrame>;
 export type AckFrame = Static<typeof AckFrame>;
@@ -97,19 +184,47 @@ export type PingFrame = Static<typeof PingFrame>;
 export type ReadyFrame = Static<typeof ReadyFrame>;
 export type MessageFrame = Static<typeof MessageFrame>;
 export type PongFrame = Static<typeof PongFrame>;
+export type BindFrame = Static<typeof BindFrame>;
+export type UnbindFrame = Static<typeof UnbindFrame>;
+export type VendorTokenFrame = Static<typeof VendorTokenFrame>;
+export type TagsFrame = Static<typeof TagsFrame>;
+export type AttributesFrame = Static<typeof AttributesFrame>;
+export type TrackFrame = Static<typeof TrackFrame>;
+export type BoundFrame = Static<typeof BoundFrame>;
+export type RevokeFrame = Static<typeof RevokeFrame>;
+export type ReconnectFrame = Static<typeof ReconnectFrame>;
 
-export type ClientFrame = RegisterFrame | AuthFrame | AckFrame | PingFrame;
-export type ServerFrame = ReadyFrame | MessageFrame | PongFrame;
+export type ClientFrame =
+  | RegisterFrame
+  | AuthFrame
+  | AckFrame
+  | PingFrame
+  | BindFrame
+  | UnbindFrame
+  | VendorTokenFrame
+  | TagsFrame
+  | AttributesFrame
+  | TrackFrame;
+export type ServerFrame = ReadyFrame | MessageFrame | PongFrame | BoundFrame | RevokeFrame | ReconnectFrame;
 
 export const clientFrameSchemas = {
   [FrameType.REGISTER]: RegisterFrame,
   [FrameType.AUTH]: AuthFrame,
   [FrameType.ACK]: AckFrame,
   [FrameType.PING]: PingFrame,
+  [FrameType.BIND]: BindFrame,
+  [FrameType.UNBIND]: UnbindFrame,
+  [FrameType.VENDOR_TOKEN]: VendorTokenFrame,
+  [FrameType.TAGS]: TagsFrame,
+  [FrameType.ATTRIBUTES]: AttributesFrame,
+  [FrameType.TRACK]: TrackFrame,
 } as const;
 
 export const serverFrameSchemas = {
   [FrameType.READY]: ReadyFrame,
   [FrameType.MESSAGE]: MessageFrame,
   [FrameType.PONG]: PongFrame,
+  [FrameType.BOUND]: BoundFrame,
+  [FrameType.REVOKE]: RevokeFrame,
+  [FrameType.RECONNECT]: ReconnectFrame,
 } as const;

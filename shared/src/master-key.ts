@@ -1,6 +1,6 @@
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { MasterKey } from '@mps/shared';
+import { MasterKey } from './sealed.js';
 
 /** MASTER_KEY when given; otherwise DATA_DIR/master.key, created (mode 0600) on first start. */
 export async function resolveMasterKey(config: { MASTER_KEY: string; DATA_DIR: string }): Promise<MasterKey> {

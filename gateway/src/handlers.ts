@@ -1,0 +1,172 @@
+/** What the gateway does with each frame of an open socket. */
+import {
+  CloseCode,
+  FrameType,
+  PROTOCOL_VERSION,
+  TokenAudience,
+  TokenError,
+  tokenKeyId,
+  verifyDeviceToken,
+  type ApiKeyLookup,
+  type AuthFrame,
+  type BindFrame,
+  type ClientFrame,
+  type Logger,
+  type RegisterFrame,
+  type Subjects,
+  type VerifiedToken,
+} from '@mps/shared';
+import type { GatewayConfig } from './config.js';
+import type { AuthResult, Device, DeviceStore } from './devices.js';
+import type { Node, Socket } from './gateway.js';
+import type { Metrics } from './metrics.js';
+import type { Tracker } from './tracking.js';
+
+export interface HandlerContext {
+  node: Node;
+  devices: DeviceStore;
+  tracker: Tracker;
+  keys: ApiKeyLookup;
+  subjects: Subjects;
+  config: GatewayConfig;
+  log: Logger;
+  metrics: Metrics;
+}
+
+type TokenCheck = VerifiedToken | 'expired' | 'invalid';
+
+export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: ClientFrame) => void {
+  const { node, devices, tracker, subjects, log } = ctx;
+
+  /** A device token must be signed by an active key of the device's own app. */
+  async function checkToken(token: string, audience: TokenAudience, app: string): Promise<TokenCheck> {
+    try {
+      const key = await ctx.keys.find(tokenKeyId(token));
+      if (!key || key.status !== 'active' || key.app !== app) return 'invalid';
+      return await verifyDeviceToken(token, key.secret, audience);
+    } catch (error) {
+      if (error instanceof TokenError) return error.reason;
+      throw error;
+    }
+  }
+
+  function setInterest(ws: Socket, device: Device): void {
+    const session = ws.getUserData();
+    const wanted = [subjects.device(device.app, device.id)];
+    if (device.userId !== null) wanted.push(subjects.user(device.app, device.userId));
+    for (const subject of session.subjects) if (!wanted.includes(subject)) node.hub.remove(subject, ws);
+    for (const subject of wanted) if (!session.subjects.includes(subject)) node.hub.add(subject, ws);
+    session.subjects = wanted;
+    ctx.metrics.subjects.set(node.hub.subjectCount);
+  }
+
+  async function authenticate(ws: Socket, frame: RegisterFrame | AuthFrame): Promise<void> {
+    const session = ws.getUserData();
+    let result: AuthResult;
+    if (frame.t === FrameType.REGISTER) {
+      result = await devices.register(frame);
+    } else if (frame.secret !== undefined) {
+      result = await devices.authenticate(frame, frame.device, frame.secret);
+    } else {
+      const check = await checkToken(frame.token as string, TokenAudience.CONNECT, frame.app);
+      if (check === 'expired') return node.close(ws, CloseCode.TOKEN_EXPIRED);
+      if (check === 'invalid' || check.subject !== frame.device) return node.close(ws, CloseCode.AUTH_FAILED, 'connect token');
+      result = await devices.authenticate(frame, frame.device, null);
+    }
+    if (session.state === 'closed') return;
+    if ('failure' in result) return node.close(ws, CloseCode.AUTH_FAILED, result.failure);
+
+    const { device } = result;
+    session.device = device;
+    session.state = 'ready';
+    setInterest(ws, device);
+    node.sendFrame(ws, {
+      t: FrameType.READY,
+      device: device.id,
+      ...(result.secret !== undefined && { secret: result.secret }),
+      time: Date.now(),
+      heartbeat: Math.floor(ctx.config.GATEWAY_IDLE_TIMEOUT_S / 2),
+    });
+    await devices.adoptUserMessages(device);
+    await node.deliverPending([ws]);
+  }
+
+  async function bind(ws: Socket, device: Device, frame: BindFrame): Promise<void> {
+    const check = await checkToken(frame.token, TokenAudience.BIND, device.app);
+    if (check === 'expired' || check === 'invalid') return node.close(ws, CloseCode.BIND_REJECTED, `bind token ${check}`);
+    if (check.device !== undefined && check.device !== device.id) {
+      return node.close(ws, CloseCode.BIND_REJECTED, 'bind token is for another device');
+    }
+    await devices.bind(device, check.subject);
+    device.userId = check.subject;
+    setInterest(ws, device);
+    node.sendFrame(ws, { t: FrameType.BOUND, user: device.userId });
+    await devices.adoptUserMessages(device);
+    await node.deliverPending([ws]);
+  }
+
+  async function unbind(ws: Socket, device: Device): Promise<void> {
+    await devices.bind(device, null);
+    device.userId = null;
+    setInterest(ws, device);
+    node.sendFrame(ws, { t: FrameType.BOUND, user: null });
+  }
+
+  /** Runs a socket's async work in frame order, closing the socket (not the node) if it fails. */
+  function serially(ws: Socket, work: () => Promise<void>): void {
+    const session = ws.getUserData();
+    session.work = (session.work ?? Promise.resolve())
+      .then(() => (ws.getUserData().state === 'closed' ? undefined : work()))
+      .catch((error: unknown) => {
+        log.error({ err: error, device: session.device?.id }, 'device frame failed');
+        node.close(ws, CloseCode.INTERNAL);
+      });
+  }
+
+  return (ws, frame) => {
+    const session = ws.getUserData();
+    if (session.state === 'new') {
+      if (frame.t !== FrameType.AUTH && frame.t !== FrameType.REGISTER) return node.close(ws, CloseCode.NOT_AUTHENTICATED);
+      if (frame.v !== PROTOCOL_VERSION) return node.close(ws, CloseCode.UNSUPPORTED_VERSION);
+      clearTimeout(session.authTimer);
+      session.state = 'authenticating';
+      return serially(ws, () => authenticate(ws, frame));
+    }
+    const device = session.device;
+    if (session.state !== 'ready' || !device) return node.close(ws, CloseCode.NOT_AUTHENTICATED);
+    switch (frame.t) {
+      case FrameType.ACK:
+        ctx.metrics.acks.inc(frame.ids.length);
+        for (const id of frame.ids) tracker.record('delivered', device, id);
+        return;
+      case FrameType.TRACK:
+        for (const event of frame.events) tracker.record(event.ev, device, event.id, event.at);
+        return;
+      case FrameType.PING:
+        return node.sendFrame(ws, { t: FrameType.PONG });
+      case FrameType.BIND:
+        return serially(ws, () => bind(ws, device, frame));
+      case FrameType.UNBIND:
+        return serially(ws, () => unbind(ws, device));
+      case FrameType.VENDOR_TOKEN:
+        return serially(ws, () => devices.setVendorToken(device, frame.vendor, frame.token));
+      case FrameType.TAGS:
+        if (!device.tagsWritable) return node.close(ws, CloseCode.FORBIDDEN, 'the app does not let devices set tags');
+        return serially(ws, async () => {
+          const tags = await devices.changeTags(device, frame.add ?? [], frame.remove ?? []);
+          if (!tags) return node.close(ws, CloseCode.INVALID_FRAME, 'too many tags');
+          device.tags = new Set(tags);
+        });
+      case FrameType.ATTRIBUTES:
+        if (!device.tagsWritable) return node.close(ws, CloseCode.FORBIDDEN, 'the app does not let devices set attributes');
+        return serially(ws, async () => {
+          const attributes = await devices.changeAttributes(device, frame.set);
+          if (!attributes) return node.close(ws, CloseCode.INVALID_FRAME, 'too many attributes');
+          device.attributes = attributes;
+        });
+      case FrameType.AUTH:
+      case FrameType.REGISTER:
+        return node.close(ws, CloseCode.INVALID_FRAME, 'already authenticated');
+    }
+  };
+}

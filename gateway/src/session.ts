@@ -1,0 +1,16 @@
+import type { Device } from './devices.js';
+
+/** Per-socket state, kept in uWS user data. */
+export interface Session {
+  readonly ip: string;
+  state: 'new' | 'authenticating' | 'ready' | 'closed';
+  authTimer: NodeJS.Timeout | undefined;
+  device: Device | undefined;
+  /** The subjects this socket added interest in, to remove on close. */
+  subjects: string[];
+  /** Frame-rate token bucket. */
+  tokens: number;
+  refilledAt: number;
+  /** The socket's async frame work, chained so that its frames take effect in order. */
+  work?: Promise<void>;
+}
