@@ -26,7 +26,10 @@ stop() {
 trap stop INT TERM EXIT
 
 node control-plane/dist/main.js & pids+=($!)
-for _ in $(seq 1 "$gateways"); do node gateway/dist/main.js & pids+=($!); done
+admin_base="${GATEWAY_ADMIN_PORT:-9091}"
+for i in $(seq 0 $((gateways - 1))); do
+  GATEWAY_ADMIN_PORT=$((admin_base + i)) node gateway/dist/main.js & pids+=($!)
+done
 node analytics/dist/main.js & pids+=($!)
 
 api_port="${API_PORT:-8080}"; gw_port="${GATEWAY_PORT:-8081}"
@@ -40,6 +43,7 @@ cat >&2 <<MSG
 
   control plane (push API)  http://127.0.0.1:$api_port   (health: /healthz)
   gateway (devices)         ws://127.0.0.1:$gw_port/v1/device   ($gateways processes)
+  gateway metrics           http://127.0.0.1:$admin_base/metrics ... one admin port per gateway process
   demo credentials          $DATA_DIR/demo.json
 
   Push a message to the demo device (in another terminal, from this folder):

@@ -9,6 +9,7 @@ import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
 import { messageRoutes } from './routes/messages.js';
 import { pushRoutes } from './routes/push.js';
+import { revokeRoutes } from './routes/revoke.js';
 
 export interface AppDeps {
   db: Db;
@@ -65,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     registerSignatureCheck(v1, deps.keys, deps.nonces);
     pushRoutes(v1, deps);
     messageRoutes(v1, deps.db);
+    revokeRoutes(v1, deps);
   });
 
   await app.ready();

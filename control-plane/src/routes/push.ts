@@ -1,5 +1,5 @@
 /** POST /v1/push/simple: one device or one user, content given directly. */
-import Type, { type Static } from 'typebox';
+import Type from 'typebox';
 import type { Api } from '../api.js';
 import {
   encodeMessage,
@@ -8,6 +8,7 @@ import {
   oneOf,
   PushType,
   type Db,
+  type DbClient,
   type MessageContent,
   type NatsConnection,
   type Subjects,
@@ -37,8 +38,6 @@ const SimplePush = Type.Object(
   },
   { additionalProperties: false },
 );
-type SimplePush = Static<typeof SimplePush>;
-
 const Accepted = Type.Object({ messageId: Type.String(), targeted: Type.Integer(), duplicate: Type.Boolean() });
 
 export interface PushDeps {
@@ -47,6 +46,24 @@ export interface PushDeps {
   subjects: Subjects;
   defaultTtlS: number;
   maxTtlS: number;
+}
+
+/**
+ * A message to a user goes to the user's current devices now, and waits in the user's inbox for
+ * devices bound later, until it expires.
+ */
+async function targetUser(client: DbClient, appId: string, user: string, message: { id: string; expiresAt: Date }) {
+  await client.query('INSERT INTO user_inbox (app_id, user_id, message_id, expires_at) VALUES ($1, $2, $3, $4)', [
+    appId,
+    user,
+    message.id,
+    message.expiresAt,
+  ]);
+  return client.query(
+    `INSERT INTO inbox (device_id, message_id, expires_at)
+     SELECT id, $2, $3 FROM devices WHERE user_id = $1 AND app_id = $4 ORDER BY id`,
+    [user, message.id, message.expiresAt, appId],
+  );
 }
 
 export function pushRoutes(app: Api, deps: PushDeps): void {
@@ -104,11 +121,7 @@ export function pushRoutes(app: Api, deps: PushDeps): void {
                  SELECT id, $2, $3 FROM devices WHERE id = $1 AND app_id = $4`,
                 [device, message.id, message.expiresAt, appId],
               )
-            : await client.query(
-                `INSERT INTO inbox (device_id, message_id, expires_at)
-                 SELECT id, $2, $3 FROM devices WHERE user_id = $1 AND app_id = $4 ORDER BY id`,
-                [user, message.id, message.expiresAt, appId],
-              );
+            : await targetUser(client, appId, user as string, message);
         if (device !== undefined && targets.rowCount === 0) {
           throw new ApiError('DEVICE_NOT_FOUND', `no device ${device} in this app`);
         }

@@ -13,6 +13,8 @@ import {
   type MessageFrame,
   type Platform,
   type ServerFrame,
+  type TrackKind,
+  type Vendor,
 } from '@mps/shared/protocol';
 import { RecentIds } from './dedup.js';
 import { Emitter } from './emitter.js';
@@ -65,6 +67,11 @@ export interface DeviceClientOptions {
   timezone?: string;
   credentials?: CredentialStore;
   WebSocket?: WebSocketConstructor;
+  /**
+   * Authenticate with a connect token from your business server instead of the stored secret
+   * (the device must have registered once). Called on every (re)connect.
+   */
+  connectToken?: (device: string) => Promise<string>;
   /** Called for each new message; the message is acked when it resolves. */
   onMessage?: (message: MessageFrame) => void | Promise<void>;
   /** How many recent message ids are remembered to drop duplicates. */
@@ -77,6 +84,10 @@ export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' |
 export interface DeviceClientEvents extends Record<string, unknown> {
   state: ConnectionState;
   message: MessageFrame;
+  /** A message was withdrawn by the business server: remove it if you showed it. */
+  revoke: string;
+  /** The device's user after a bind or unbind. */
+  bound: string | null;
   error: DeviceClientError;
 }
 
@@ -134,6 +145,61 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     });
   }
 
+  /** Binds this device to the user named in `token` (a bind token from your business server). */
+  bind(token: string): Promise<string> {
+    return this.untilBound(() => this.request({ t: FrameType.BIND, token })).then((user) => user as string);
+  }
+
+  unbind(): Promise<void> {
+    return this.untilBound(() => this.request({ t: FrameType.UNBIND })).then(() => undefined);
+  }
+
+  setVendorToken(vendor: Vendor, token: string): void {
+    this.request({ t: FrameType.VENDOR_TOKEN, vendor, token });
+  }
+
+  setTags(change: { add?: string[]; remove?: string[] }): void {
+    this.request({ t: FrameType.TAGS, ...change });
+  }
+
+  /** Sets attributes; a null value removes one. */
+  setAttributes(set: Record<string, string | null>): void {
+    this.request({ t: FrameType.ATTRIBUTES, set });
+  }
+
+  /** Reports what happened to a message: shown by the OS (arrived), opened, or dismissed (ignored). */
+  track(messageId: string, event: TrackKind, at: number = Date.now()): void {
+    this.request({ t: FrameType.TRACK, events: [{ id: messageId, ev: event, at }] });
+  }
+
+  private request(frame: ClientFrame): void {
+    if (this.stateValue !== 'ready' || !this.send(frame)) {
+      throw new DeviceClientError('not_connected', 'the device is not connected to a gateway');
+    }
+  }
+
+  private untilBound(sendFrame: () => void): Promise<string | null> {
+    return new Promise((resolve, reject) => {
+      const offBound = this.on('bound', (user) => {
+        offBound();
+        offError();
+        resolve(user);
+      });
+      const offError = this.on('error', (error) => {
+        offBound();
+        offError();
+        reject(error);
+      });
+      try {
+        sendFrame();
+      } catch (error) {
+        offBound();
+        offError();
+        reject(error as Error);
+      }
+    });
+  }
+
   close(): void {
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
@@ -166,11 +232,15 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
         ...(this.options.locale !== undefined && { locale: this.options.locale }),
         ...(this.options.timezone !== undefined && { timezone: this.options.timezone }),
       };
-      this.send(
-        saved
-          ? { t: FrameType.AUTH, ...facts, device: saved.device, secret: saved.secret }
-          : { t: FrameType.REGISTER, ...facts },
-      );
+      void (async () => {
+        if (!saved) return this.send({ t: FrameType.REGISTER, ...facts });
+        if (!this.options.connectToken) return this.send({ t: FrameType.AUTH, ...facts, device: saved.device, secret: saved.secret });
+        const token = await this.options.connectToken(saved.device);
+        this.send({ t: FrameType.AUTH, ...facts, device: saved.device, token });
+      })().catch((cause: unknown) => {
+        this.emit('error', new DeviceClientError('protocol', 'could not get a connect token', undefined, { cause }));
+        socket.close();
+      });
     };
     socket.onmessage = (event) => {
       this.lastReceived = Date.now();
@@ -223,7 +293,29 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
         return this.receive(frame);
       case FrameType.PONG:
         return;
+      case FrameType.BOUND:
+        return this.emit('bound', frame.user);
+      case FrameType.REVOKE:
+        // Remembered as seen, so that a copy still in flight is not shown afterwards.
+        this.seen.add(frame.id);
+        return this.emit('revoke', frame.id);
+      case FrameType.RECONNECT:
+        return this.reconnectAfter(frame.after);
     }
+  }
+
+  /** The gateway is draining: keep this connection until `after` ms, then move to another gateway. */
+  private reconnectAfter(after: number): void {
+    const socket = this.socket;
+    setTimeout(() => {
+      if (this.socket !== socket || !socket) return;
+      this.socket = undefined;
+      this.stopHeartbeat();
+      socket.onclose = null;
+      socket.close(1000, 'gateway asked to reconnect');
+      this.attempt = 0;
+      void this.open();
+    }, after);
   }
 
   private async receive(message: MessageFrame): Promise<void> {

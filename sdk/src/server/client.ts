@@ -3,7 +3,7 @@
  * Node only (it signs with node:crypto).
  */
 import { randomBytes } from 'node:crypto';
-import { hmacSignature, SignatureHeader, type PushType } from '@mps/shared';
+import { hmacSignature, SignatureHeader, signDeviceToken, TokenAudience, type PushType } from '@mps/shared';
 
 export interface PushClientOptions {
   /** e.g. http://127.0.0.1:8080 */
@@ -100,5 +100,26 @@ export class PushClient {
 
   message(id: string): Promise<MessageStatus> {
     return this.request('GET', `/v1/messages/${encodeURIComponent(id)}`);
+  }
+
+  revoke(id: string): Promise<{ id: string; revokedAt: string; stopped: number }> {
+    return this.request('POST', `/v1/messages/${encodeURIComponent(id)}/revoke`);
+  }
+
+  /** A token your app hands to the device SDK's bind(): it binds that device to `userId`. */
+  bindToken(userId: string, options: { ttlS?: number; device?: string } = {}): Promise<string> {
+    return signDeviceToken({
+      keyId: this.options.keyId,
+      secret: this.options.secret,
+      audience: TokenAudience.BIND,
+      subject: userId,
+      ttlS: options.ttlS ?? 600,
+      ...(options.device !== undefined && { device: options.device }),
+    });
+  }
+
+  /** A token a registered device can authenticate with instead of its stored secret. */
+  connectToken(deviceId: string, ttlS = 600): Promise<string> {
+    return signDeviceToken({ keyId: this.options.keyId, secret: this.options.secret, audience: TokenAudience.CONNECT, subject: deviceId, ttlS });
   }
 }

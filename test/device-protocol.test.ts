@@ -1,0 +1,220 @@
+/**
+ * The device protocol through the real SDKs: binding users, tokens, reports, revoke and expiry,
+ * against a gateway and control plane on the real NATS and PostgreSQL.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { CloseCode, signDeviceToken, TokenAudience, type TrackingEvent } from '@mps/shared';
+import { DeviceClientError, MemoryCredentialStore } from '@mps/sdk';
+import type { CreatedApp } from '@mps/control-plane';
+import { eventually } from './support/services.js';
+import { startTestStack, type TestStack } from './support/stack.js';
+
+describe('device protocol', () => {
+  let stack: TestStack;
+  let app: CreatedApp;
+  let other: CreatedApp;
+
+  beforeAll(async () => {
+    stack = await startTestStack();
+    app = await stack.createApp('main');
+    other = await stack.createApp('other');
+  });
+  afterAll(async () => stack?.stop());
+
+  const closeOf = (promise: Promise<unknown>) =>
+    promise.then(
+      () => undefined,
+      (error: unknown) => (error instanceof DeviceClientError ? error.close?.reason : String(error)),
+    );
+
+  describe('bind', () => {
+    it('binds with a business-signed token; a user push then reaches the device, an unbind stops it', async () => {
+      const api = stack.api(app);
+      const device = await stack.device(app);
+      expect(await device.client.bind(await api.bindToken('carol'))).toBe('carol');
+      const row = await stack.database.db.query('SELECT user_id FROM devices WHERE id = $1', [device.id]);
+      expect(row.rows[0]).toEqual({ user_id: 'carol' });
+
+      const pushed = await api.pushSimple({ target: { user: 'carol' }, title: 'for carol' });
+      expect(pushed.targeted).toBe(1);
+      expect((await device.waitFor(1))[0]).toMatchObject({ id: pushed.messageId, title: 'for carol' });
+
+      await device.client.unbind();
+      const after = await api.pushSimple({ target: { user: 'carol' }, title: 'not for this device' });
+      expect(after.targeted).toBe(0);
+      await new Promise((r) => setTimeout(r, 300));
+      expect(device.shown).toHaveLength(1);
+    });
+
+    const forged: [string, (device: string) => Promise<string>][] = [
+      ['signed with a wrong secret', () => signDeviceToken({ keyId: app.keyId, secret: other.secret, audience: TokenAudience.BIND, subject: 'mallory', ttlS: 60 })],
+      ['signed by another app', () => stack.api(other).bindToken('mallory')],
+      ['expired', () => signDeviceToken({ keyId: app.keyId, secret: app.secret, audience: TokenAudience.BIND, subject: 'mallory', ttlS: -10 })],
+      ['made for connecting, not binding', (device) => stack.api(app).connectToken(device)],
+      ['for another device', () => stack.api(app).bindToken('mallory', { device: '0193e6f1-0000-7000-8000-000000000000' })],
+      ['not a JWT', async () => 'not-a-token'],
+    ];
+    for (const [what, token] of forged) {
+      it(`refuses a bind token ${what}: the socket is closed with bind_rejected and nothing is bound`, async () => {
+        const device = await stack.device(app);
+        const reason = await closeOf(device.client.bind(await token(device.id)));
+        expect(reason).toBe(CloseCode.BIND_REJECTED.reason);
+        const row = await stack.database.db.query('SELECT user_id FROM devices WHERE id = $1', [device.id]);
+        expect(row.rows[0]).toEqual({ user_id: null });
+        device.client.close();
+      });
+    }
+  });
+
+  describe('offline delivery', () => {
+    it('gives a user message to a device that binds later, and to the offline device when it returns', async () => {
+      const api = stack.api(app);
+      const credentials = new MemoryCredentialStore();
+      const first = await stack.device(app, { credentials });
+      await first.client.bind(await api.bindToken('dave'));
+      first.client.close();
+
+      const pushed = await api.pushSimple({ target: { user: 'dave' }, title: 'while away' });
+      expect(pushed.targeted).toBe(1);
+
+      const second = await stack.device(app);
+      expect(second.shown).toHaveLength(0);
+      await second.client.bind(await api.bindToken('dave'));
+      expect((await second.waitFor(1))[0]?.id).toBe(pushed.messageId);
+
+      const back = await stack.device(app, { credentials });
+      expect(back.id).toBe(first.id);
+      expect((await back.waitFor(1))[0]?.id).toBe(pushed.messageId);
+    });
+
+    it('never shows a message that expired while the device was offline, and reports it expired', async () => {
+      const api = stack.api(app);
+      const credentials = new MemoryCredentialStore();
+      const device = await stack.device(app, { credentials });
+      device.client.close();
+      const pushed = await api.pushSimple({ target: { device: device.id }, title: 'short-lived', ttl: 1 });
+      await new Promise((r) => setTimeout(r, 1500));
+      const back = await stack.device(app, { credentials });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(back.shown).toEqual([]);
+      expect((await api.message(pushed.messageId)).counts).toMatchObject({ targeted: 1, expired: 1, pending: 0, delivered: 0 });
+    });
+
+    it('does not deliver a message revoked while the device was offline', async () => {
+      const api = stack.api(app);
+      const credentials = new MemoryCredentialStore();
+      const device = await stack.device(app, { credentials });
+      device.client.close();
+      const pushed = await api.pushSimple({ target: { device: device.id }, title: 'withdrawn' });
+      expect(await api.revoke(pushed.messageId)).toMatchObject({ id: pushed.messageId, stopped: 1 });
+      const back = await stack.device(app, { credentials });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(back.shown).toEqual([]);
+      const status = await api.message(pushed.messageId);
+      expect(status.counts).toMatchObject({ revoked: 1, pending: 0 });
+      expect(status.revokedAt).not.toBeNull();
+    });
+  });
+
+  it('withdraws a revoked message from a connected device that has it', async () => {
+    const api = stack.api(app);
+    const device = await stack.device(app);
+    const pushed = await api.pushSimple({ target: { device: device.id }, title: 'oops' });
+    await device.waitFor(1);
+    await api.revoke(pushed.messageId);
+    await eventually(async () => (device.revoked.includes(pushed.messageId) ? true : undefined), 5000, 'the revoke frame');
+    expect(device.revoked).toEqual([pushed.messageId]);
+  });
+
+  describe('connect tokens', () => {
+    it('authenticates a registered device with a connect token instead of its secret', async () => {
+      const api = stack.api(app);
+      const credentials = new MemoryCredentialStore();
+      const device = await stack.device(app, { credentials });
+      device.client.close();
+      const saved = await credentials.load();
+      const withToken = await stack.device(app, {
+        credentials: new MemoryCredentialStore({ device: device.id, secret: 'not used' }),
+        connectToken: (id) => api.connectToken(id),
+      });
+      expect(withToken.id).toBe(saved?.device);
+    });
+
+    it('closes with token_expired for an expired connect token', async () => {
+      const device = await stack.device(app);
+      device.client.close();
+      const reason = await closeOf(
+        stack.device(app, {
+          credentials: new MemoryCredentialStore({ device: device.id, secret: 'not used' }),
+          connectToken: (id) => signDeviceToken({ keyId: app.keyId, secret: app.secret, audience: TokenAudience.CONNECT, subject: id, ttlS: -5 }),
+        }),
+      );
+      expect(reason).toBe(CloseCode.TOKEN_EXPIRED.reason);
+    });
+
+    it('closes with auth_failed for a connect token naming another device', async () => {
+      const device = await stack.device(app);
+      device.client.close();
+      const reason = await closeOf(
+        stack.device(app, {
+          credentials: new MemoryCredentialStore({ device: device.id, secret: 'not used' }),
+          connectToken: () => stack.api(app).connectToken('0193e6f1-0000-7000-8000-000000000000'),
+        }),
+      );
+      expect(reason).toBe(CloseCode.AUTH_FAILED.reason);
+    });
+  });
+
+  describe('device reports', () => {
+    it('stores vendor tokens, tags and attributes', async () => {
+      const device = await stack.device(app);
+      device.client.setVendorToken('fcm', 'fcm-token-1');
+      device.client.setVendorToken('fcm', 'fcm-token-2');
+      device.client.setTags({ add: ['vip', 'beta', 'trial'] });
+      device.client.setTags({ remove: ['trial'] });
+      device.client.setAttributes({ tier: 'gold', city: 'Lisbon' });
+      device.client.setAttributes({ city: null });
+      const row = await eventually(async () => {
+        const r = await stack.database.db.query<{ tags: string[]; attributes: object; token: string }>(
+          `SELECT d.tags, d.attributes, v.token FROM devices d JOIN device_vendor_tokens v ON v.device_id = d.id
+           WHERE d.id = $1 AND v.vendor = 'fcm'`,
+          [device.id],
+        );
+        const found = r.rows[0];
+        return found && found.token === 'fcm-token-2' && !('city' in found.attributes) && found.tags.length === 2 ? found : undefined;
+      });
+      expect(row).toEqual({ tags: ['beta', 'vip'], attributes: { tier: 'gold' }, token: 'fcm-token-2' });
+    });
+
+    it('closes with forbidden when the app does not let devices set tags', async () => {
+      const locked = await stack.createApp('locked');
+      await stack.database.db.query('UPDATE apps SET device_tags_writable = false WHERE id = $1', [locked.app]);
+      const device = await stack.device(locked);
+      const closed = new Promise<string | undefined>((resolve) => device.client.on('error', (e) => resolve(e.close?.reason)));
+      device.client.setTags({ add: ['x'] });
+      expect(await closed).toBe(CloseCode.FORBIDDEN.reason);
+    });
+
+    it('forwards arrived / opened / ignored reports to the event stream', async () => {
+      const api = stack.api(app);
+      const device = await stack.device(app);
+      const events: TrackingEvent[] = [];
+      const sub = stack.nats.nc.subscribe(`${stack.nats.prefix}.ev.${app.app}.*`, {
+        callback: (_, m) => {
+          events.push(m.json<TrackingEvent>());
+        },
+      });
+      await stack.nats.nc.flush();
+      const pushed = await api.pushSimple({ target: { device: device.id }, title: 'track me' });
+      await device.waitFor(1);
+      device.client.track(pushed.messageId, 'arrived');
+      device.client.track(pushed.messageId, 'opened');
+      await eventually(async () => (events.length >= 3 ? true : undefined), 5000, 'three events');
+      sub.unsubscribe();
+      expect(events.map((e) => e.kind).sort()).toEqual(['arrived', 'delivered', 'opened']);
+      for (const e of events) {
+        expect(e).toMatchObject({ app: app.app, message: pushed.messageId, device: device.id, platform: 'android', channel: 'socket' });
+      }
+    });
+  });
+});
