@@ -7,6 +7,7 @@ import { registerSignatureCheck } from './auth.js';
 import { ApiError, errorBody } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
+import { broadcastRoutes } from './routes/broadcast.js';
 import { messageRoutes } from './routes/messages.js';
 import { pushRoutes } from './routes/push.js';
 import { revokeRoutes } from './routes/revoke.js';
@@ -65,6 +66,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   await app.register(async (v1: Api) => {
     registerSignatureCheck(v1, deps.keys, deps.nonces);
     pushRoutes(v1, deps);
+    broadcastRoutes(v1, deps);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
   });

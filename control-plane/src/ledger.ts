@@ -48,12 +48,24 @@ export async function startLedger(deps: {
           }
         }
         if (rows.length > 0) {
+          const devicesOf = rows.map((r) => r.device);
+          const messagesOf = rows.map((r) => r.message);
+          // A broadcast has no inbox row: its ack moves the device's broadcast cursor forward.
+          await db.query(
+            `UPDATE devices d SET broadcast_cursor = v.message_id
+             FROM (SELECT a.device_id, max(a.message_id::text)::uuid AS message_id
+                   FROM unnest($1::uuid[], $2::uuid[]) AS a(device_id, message_id)
+                   JOIN messages m ON m.id = a.message_id AND m.mode = 'broadcast'
+                   GROUP BY a.device_id) v
+             WHERE d.id = v.device_id AND (d.broadcast_cursor IS NULL OR d.broadcast_cursor < v.message_id)`,
+            [devicesOf, messagesOf],
+          );
           await db.query(
             `UPDATE inbox i SET status = 'delivered', channel = v.channel, delivered_at = v.at
              FROM (SELECT unnest($1::uuid[]) AS device_id, unnest($2::uuid[]) AS message_id,
                           unnest($3::text[]) AS channel, unnest($4::timestamptz[]) AS at) v
              WHERE i.device_id = v.device_id AND i.message_id = v.message_id AND i.status = 'pending'`,
-            [rows.map((r) => r.device), rows.map((r) => r.message), rows.map((r) => r.channel), rows.map((r) => new Date(r.at))],
+            [devicesOf, messagesOf, rows.map((r) => r.channel), rows.map((r) => new Date(r.at))],
           );
         }
         for (const m of messages) m.ack();

@@ -1,6 +1,11 @@
 /** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
+  parseCondition,
+  type Audience,
+  type Condition,
+  type DeviceFact,
+  type DeviceProfile,
   encodeMessage,
   isUuid,
   Limits,
@@ -15,18 +20,24 @@ import {
   type Vendor,
 } from '@mps/shared';
 
-export interface Device {
+/** A connected device, as its socket knows it; also what broadcast conditions are evaluated against. */
+export interface Device extends DeviceProfile {
   id: string;
   app: string;
   userId: string | null;
-  platform: Platform;
-  osVersion: string;
-  appVersion: string;
-  sdkVersion: string;
-  locale: string;
+  facts: Record<DeviceFact, string> & { platform: Platform };
   tags: Set<string>;
   attributes: Record<string, string>;
   tagsWritable: boolean;
+  /** The newest broadcast this device has acked (null: none yet). */
+  broadcastCursor: string | null;
+}
+
+export interface StoredBroadcast {
+  id: string;
+  frame: Uint8Array;
+  audience: Audience;
+  condition: Condition | null;
 }
 
 export type AuthResult = { device: Device; secret?: string } | { failure: 'unknown_app' | 'bad_credentials' };
@@ -49,6 +60,7 @@ interface DeviceRow {
   tags: string[];
   attributes: Record<string, string>;
   device_tags_writable: boolean;
+  broadcast_cursor: string | null;
 }
 
 function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow): Device {
@@ -56,14 +68,17 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
     id,
     app: frame.app,
     userId: row.user_id,
-    platform: frame.platform,
-    osVersion: frame.osVersion ?? '',
-    appVersion: frame.appVersion ?? '',
-    sdkVersion: frame.sdkVersion ?? '',
-    locale: frame.locale ?? '',
+    facts: {
+      platform: frame.platform,
+      osVersion: frame.osVersion ?? '',
+      appVersion: frame.appVersion ?? '',
+      sdkVersion: frame.sdkVersion ?? '',
+      locale: frame.locale ?? '',
+    },
     tags: new Set(row.tags),
     attributes: row.attributes,
     tagsWritable: row.device_tags_writable,
+    broadcastCursor: row.broadcast_cursor,
   };
 }
 
@@ -73,10 +88,12 @@ const UPDATE_FACTS = `
          timezone = $8, last_seen_at = now()
   FROM apps a
   WHERE d.id = $1 AND d.app_id = $2 AND a.id = d.app_id AND ($9::bytea IS NULL OR d.secret_hash = $9)
-  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable`;
+  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor`;
 
 export interface PendingFrame {
   device: string;
+  id: string;
+  pushType: PushType;
   frame: Uint8Array;
 }
 
@@ -96,12 +113,13 @@ export class DeviceStore {
     if (!appRow) return { failure: 'unknown_app' };
     const id = newId();
     const secret = newSecret();
+    // Broadcasts sent before the device existed are not for it: its cursor starts at its own id.
     await this.db.query(
-      `INSERT INTO devices (id, app_id, secret_hash, platform, os_version, app_version, sdk_version, locale, timezone)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`,
+      `INSERT INTO devices (id, app_id, secret_hash, platform, os_version, app_version, sdk_version, locale, timezone, broadcast_cursor)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $1)`,
       [id, frame.app, hashSecret(secret), ...factsOf(frame)],
     );
-    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, ...appRow }), secret };
+    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, broadcast_cursor: id, ...appRow }), secret };
   }
 
   /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
@@ -171,6 +189,29 @@ export class DeviceStore {
     return result.rows[0]?.attributes;
   }
 
+  /** The app's unexpired, unrevoked broadcasts after the device's cursor, oldest first. */
+  async broadcastsAfter(device: Device, limit: number): Promise<StoredBroadcast[]> {
+    const result = await this.db.query<{
+      id: string;
+      push_type: PushType;
+      content: MessageContent;
+      expires_at: Date;
+      target: { audience?: Audience; condition?: unknown };
+    }>(
+      `SELECT id, push_type, content, expires_at, target FROM messages
+       WHERE app_id = $1 AND mode = 'broadcast' AND ($2::uuid IS NULL OR id > $2)
+         AND expires_at > now() AND revoked_at IS NULL
+       ORDER BY id LIMIT $3`,
+      [device.app, device.broadcastCursor, limit],
+    );
+    return result.rows.map((row) => ({
+      id: row.id,
+      frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
+      audience: row.target.audience ?? 'all',
+      condition: row.target.condition == null ? null : parseCondition(row.target.condition),
+    }));
+  }
+
   /** Encoded frames of the unexpired, unrevoked messages pending for these devices, in send order per device. */
   async pendingFrames(deviceIds: string[], limitPerDevice: number): Promise<PendingFrame[]> {
     const result = await this.db.query<{ device_id: string; id: string; push_type: PushType; content: MessageContent; expires_at: Date }>(
@@ -187,6 +228,8 @@ export class DeviceStore {
     );
     return result.rows.map((row) => ({
       device: row.device_id,
+      id: row.id,
+      pushType: row.push_type,
       frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
     }));
   }

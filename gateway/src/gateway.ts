@@ -5,8 +5,12 @@
  */
 import uWS from 'uWebSockets.js';
 import {
+  BroadcastDecodeError,
   CloseCode,
+  decodeBroadcast,
   decodeClientFrame,
+  matches,
+  type BroadcastEnvelope,
   encodeFrame,
   FrameType,
   ProtocolError,
@@ -25,6 +29,7 @@ import { DeviceStore } from './devices.js';
 import { createFrameHandler } from './handlers.js';
 import { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
+import { PushTypes } from './push-types.js';
 import type { Session } from './session.js';
 import { Tracker } from './tracking.js';
 
@@ -44,6 +49,13 @@ export type Socket = uWS.WebSocket<Session>;
 const PATH = '/v1/device';
 /** Devices whose inbox is read in one query when the node catches up after a NATS reconnect. */
 const CATCH_UP_BATCH = 500;
+/** Broadcasts a reconnecting device catches up on at most, per connection. */
+const BROADCAST_CATCH_UP = 1000;
+/** Message ids whose push type the node remembers for the events of their acks. */
+const PUSH_TYPES_REMEMBERED = 100_000;
+
+/** The uWS topic of an app's unconditional broadcasts: uWS fans them out in C++. */
+export const broadcastTopic = (app: string): string => `b:${app}`;
 
 export interface Gateway {
   listen(): Promise<number>;
@@ -62,6 +74,9 @@ export interface Node {
   hub: Hub<Socket>;
   /** Sends what is pending in the inbox of these sockets' devices. */
   deliverPending(sockets: Socket[]): Promise<void>;
+  /** Sends the broadcasts a device missed since its cursor that are for it. */
+  catchUpBroadcasts(ws: Socket): Promise<void>;
+  pushTypes: PushTypes;
 }
 
 export function createGateway(deps: GatewayDeps): Gateway {
@@ -92,10 +107,42 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ws.end(info.code, info.reason);
   }
 
+  const pushTypes = new PushTypes(PUSH_TYPES_REMEMBERED);
+
+  function isFor(ws: Socket, envelope: Pick<BroadcastEnvelope, 'audience' | 'condition'>): boolean {
+    const { state, device } = ws.getUserData();
+    if (state !== 'ready' || !device) return false;
+    if (envelope.audience === 'bound' && device.userId === null) return false;
+    if (envelope.audience === 'unbound' && device.userId !== null) return false;
+    return envelope.condition === null || matches(envelope.condition, device);
+  }
+
+  function broadcast(subject: string, sockets: ReadonlySet<Socket>, data: Uint8Array): void {
+    let envelope: BroadcastEnvelope;
+    try {
+      envelope = decodeBroadcast(data);
+    } catch (error) {
+      if (!(error instanceof BroadcastDecodeError)) throw error;
+      return log.error({ err: error, subject }, 'malformed broadcast dropped');
+    }
+    pushTypes.rememberFrame(envelope.frame);
+    if (envelope.audience === 'all' && envelope.condition === null) {
+      // Every ready socket of the app is subscribed to the topic: one C++ fan-out.
+      app.publish(broadcastTopic(subject.slice(broadcastPrefix.length)), envelope.frame, true);
+      metrics.framesOut.inc(sockets.size);
+      metrics.bytesOut.inc(sockets.size * envelope.frame.byteLength);
+      return;
+    }
+    for (const ws of sockets) if (isFor(ws, envelope)) send(ws, envelope.frame);
+  }
+
+  const broadcastPrefix = deps.subjects.broadcast('x').slice(0, -1);
   const hub = new Hub<Socket>(
     deps.nc,
-    (ws, data) => {
-      if (ws.getUserData().state === 'ready') send(ws, data);
+    (subject, sockets, data) => {
+      if (subject.startsWith(broadcastPrefix)) return broadcast(subject, sockets, data);
+      pushTypes.rememberFrame(data);
+      for (const ws of sockets) if (ws.getUserData().state === 'ready') send(ws, data);
     },
     (subject, error) => log.error({ err: error, subject }, 'subscription failed'),
   );
@@ -111,9 +158,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // drops the duplicate), never zero times.
     await hub.flush();
     const pending = await devices.pendingFrames([...byDevice.keys()], 1000);
-    for (const { device, frame } of pending) {
+    for (const { device, frame, id, pushType } of pending) {
       const ws = byDevice.get(device);
+      pushTypes.remember(id, pushType);
       if (ws && ws.getUserData().state === 'ready') send(ws, frame);
+    }
+  }
+
+  async function catchUpBroadcasts(ws: Socket): Promise<void> {
+    const device = ws.getUserData().device;
+    if (!device) return;
+    for (const stored of await devices.broadcastsAfter(device, BROADCAST_CATCH_UP)) {
+      pushTypes.rememberFrame(stored.frame);
+      if (isFor(ws, stored)) send(ws, stored.frame);
     }
   }
 
@@ -123,6 +180,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     close,
     hub,
     deliverPending,
+    catchUpBroadcasts,
+    pushTypes,
   };
   const handle = createFrameHandler({ node, devices, tracker, keys: deps.keys, subjects: deps.subjects, config, log, metrics });
 

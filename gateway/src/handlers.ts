@@ -18,7 +18,7 @@ import {
 } from '@mps/shared';
 import type { GatewayConfig } from './config.js';
 import type { AuthResult, Device, DeviceStore } from './devices.js';
-import type { Node, Socket } from './gateway.js';
+import { broadcastTopic, type Node, type Socket } from './gateway.js';
 import type { Metrics } from './metrics.js';
 import type { Tracker } from './tracking.js';
 
@@ -52,7 +52,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
 
   function setInterest(ws: Socket, device: Device): void {
     const session = ws.getUserData();
-    const wanted = [subjects.device(device.app, device.id)];
+    const wanted = [subjects.device(device.app, device.id), subjects.broadcast(device.app)];
     if (device.userId !== null) wanted.push(subjects.user(device.app, device.userId));
     for (const subject of session.subjects) if (!wanted.includes(subject)) node.hub.remove(subject, ws);
     for (const subject of wanted) if (!session.subjects.includes(subject)) node.hub.add(subject, ws);
@@ -80,6 +80,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
     session.device = device;
     session.state = 'ready';
     setInterest(ws, device);
+    ws.subscribe(broadcastTopic(device.app));
     node.sendFrame(ws, {
       t: FrameType.READY,
       device: device.id,
@@ -89,6 +90,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
     });
     await devices.adoptUserMessages(device);
     await node.deliverPending([ws]);
+    await node.catchUpBroadcasts(ws);
   }
 
   async function bind(ws: Socket, device: Device, frame: BindFrame): Promise<void> {
@@ -137,10 +139,10 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
     switch (frame.t) {
       case FrameType.ACK:
         ctx.metrics.acks.inc(frame.ids.length);
-        for (const id of frame.ids) tracker.record('delivered', device, id);
+        for (const id of frame.ids) tracker.record('delivered', device, id, node.pushTypes.of(id));
         return;
       case FrameType.TRACK:
-        for (const event of frame.events) tracker.record(event.ev, device, event.id, event.at);
+        for (const event of frame.events) tracker.record(event.ev, device, event.id, node.pushTypes.of(event.id), event.at);
         return;
       case FrameType.PING:
         return node.sendFrame(ws, { t: FrameType.PONG });

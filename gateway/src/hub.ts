@@ -4,8 +4,9 @@
  */
 import type { NatsConnection, Subscription } from '@nats-io/transport-node';
 
+/** Hands one NATS message to the local sockets interested in its subject. */
 export interface Deliverer<S> {
-  (socket: S, data: Uint8Array): void;
+  (subject: string, sockets: ReadonlySet<S>, data: Uint8Array): void;
 }
 
 export class Hub<S> {
@@ -27,7 +28,7 @@ export class Hub<S> {
     const subscription = this.nc.subscribe(subject, {
       callback: (error, msg) => {
         if (error) return this.onError(subject, error);
-        for (const s of sockets) this.deliver(s, msg.data);
+        this.deliver(subject, sockets, msg.data);
       },
     });
     this.interest.set(subject, { sockets, subscription });

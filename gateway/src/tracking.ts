@@ -14,7 +14,7 @@ export class Tracker {
    * A failed publish is logged, not retried here: the inbox row stays pending, so the message is
    * redelivered on the next connection and acked again.
    */
-  record(kind: EventKind, device: Device, messageId: string, at: number = Date.now(), channel: Channel = 'socket'): void {
+  record(kind: EventKind, device: Device, messageId: string, pushType: string, at: number = Date.now(), channel: Channel = 'socket'): void {
     const id = newId();
     const event = {
       id,
@@ -23,11 +23,11 @@ export class Tracker {
       message: messageId,
       device: device.id,
       channel,
-      platform: device.platform,
-      osVersion: device.osVersion,
-      appVersion: device.appVersion,
-      sdkVersion: device.sdkVersion,
-      pushType: '',
+      platform: device.facts.platform,
+      osVersion: device.facts.osVersion,
+      appVersion: device.facts.appVersion,
+      sdkVersion: device.facts.sdkVersion,
+      pushType,
       at,
     };
     this.js.publish(this.subjects.event(device.app, kind), encodeEvent(event), { msgID: id }).catch((error: unknown) => {

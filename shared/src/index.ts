@@ -14,3 +14,5 @@ export * from './schema.js';
 export * from './app-keys.js';
 export * from './master-key.js';
 export * from './tokens.js';
+export * from './condition.js';
+export * from './broadcast.js';

@@ -54,8 +54,9 @@ export function messageRoutes(app: Api, db: Db): void {
         created_at: Date;
         expires_at: Date;
         revoked_at: Date | null;
+        targeted: number | null;
       }>(
-        'SELECT id, mode, push_type, created_at, expires_at, revoked_at FROM messages WHERE id = $1 AND app_id = $2',
+        'SELECT id, mode, push_type, created_at, expires_at, revoked_at, targeted FROM messages WHERE id = $1 AND app_id = $2',
         [request.params.id, appId],
       );
       const message = found.rows[0];
@@ -81,7 +82,8 @@ export function messageRoutes(app: Api, db: Db): void {
         expiresAt: message.expires_at.toISOString(),
         revokedAt: message.revoked_at?.toISOString() ?? null,
         counts: {
-          targeted: counts.rows.reduce((sum, r) => sum + r.n, 0),
+          // A broadcast has no inbox rows: its reach was counted when it was sent.
+          targeted: message.targeted ?? counts.rows.reduce((sum, r) => sum + r.n, 0),
           pending: count('pending'),
           delivered: count('delivered'),
           expired: count('expired'),

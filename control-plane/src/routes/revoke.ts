@@ -1,6 +1,6 @@
 /** POST /v1/messages/{id}/revoke: stops further delivery and withdraws the message from connected devices. */
 import Type from 'typebox';
-import { encodeFrame, FrameType, inTransaction, type Db, type NatsConnection, type Subjects } from '@mps/shared';
+import { encodeBroadcast, encodeFrame, FrameType, inTransaction, type Db, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
@@ -23,7 +23,7 @@ export function revokeRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subje
       const appId = appOf(request);
       const { id } = request.params;
       const result = await inTransaction(deps.db, async (client) => {
-        const found = await client.query<{ target: { device?: string; user?: string }; revoked_at: Date | null; too_old: boolean }>(
+        const found = await client.query<{ target: { device?: string; user?: string; audience?: string }; revoked_at: Date | null; too_old: boolean }>(
           `SELECT target, revoked_at, created_at < now() - make_interval(days => $3) AS too_old
            FROM messages WHERE id = $1 AND app_id = $2 FOR UPDATE`,
           [id, appId, REVOKE_HORIZON_DAYS],
@@ -42,6 +42,10 @@ export function revokeRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subje
         const { device, user } = result.target;
         if (device !== undefined) deps.nc.publish(deps.subjects.device(appId, device), frame);
         if (user !== undefined) deps.nc.publish(deps.subjects.user(appId, user), frame);
+        if (result.target.audience !== undefined) {
+          // Every connected device of the app hears it; those that never had the message ignore it.
+          deps.nc.publish(deps.subjects.broadcast(appId), encodeBroadcast({ frame, audience: 'all', condition: null, id }));
+        }
       }
       return { id, revokedAt: result.revokedAt.toISOString(), stopped: result.stopped };
     },

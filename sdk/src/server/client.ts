@@ -38,6 +38,24 @@ export interface SimplePush {
   businessId?: string;
 }
 
+export type Audience = 'all' | 'bound' | 'unbound';
+
+/** Tags, attributes and device facts combined with and / or / not (docs/api.md). */
+export type Condition =
+  | { tag: string }
+  | { attribute: string; equals?: string; in?: string[] }
+  | { fact: 'platform' | 'osVersion' | 'appVersion' | 'sdkVersion' | 'locale'; equals?: string; in?: string[] }
+  | { and: Condition[] }
+  | { or: Condition[] }
+  | { not: Condition };
+
+export interface Selection {
+  audience?: Audience;
+  condition?: Condition | Record<string, unknown>;
+}
+
+export type BroadcastPush = Omit<SimplePush, 'target'> & Selection;
+
 export interface Accepted {
   messageId: string;
   targeted: number;
@@ -96,6 +114,15 @@ export class PushClient {
 
   pushSimple(push: SimplePush): Promise<Accepted> {
     return this.request('POST', '/v1/push/simple', push);
+  }
+
+  pushBroadcast(push: BroadcastPush): Promise<Accepted> {
+    return this.request('POST', '/v1/push/broadcast', push);
+  }
+
+  /** How many devices a selection reaches now; sends nothing. */
+  dryRun(selection: Selection): Promise<{ devices: number }> {
+    return this.request('POST', '/v1/push/dry-run', selection);
   }
 
   message(id: string): Promise<MessageStatus> {

@@ -1,0 +1,87 @@
+/**
+ * POST /v1/push/broadcast: every device of the app, or those whose tags, attributes and facts match
+ * a condition (optionally only bound or unbound devices). Stored once; connected devices get it at
+ * once, others when they reconnect (their broadcast cursor), until it expires.
+ * POST /v1/push/dry-run: how many devices a condition reaches, sending nothing.
+ */
+import Type from 'typebox';
+import {
+  Audience,
+  ConditionError,
+  conditionSql,
+  encodeBroadcast,
+  inTransaction,
+  oneOf,
+  parseCondition,
+  type Condition,
+  type Db,
+  type DbClient,
+} from '@mps/shared';
+import type { Api } from '../api.js';
+import { appOf } from '../auth.js';
+import { ApiError } from '../errors.js';
+import { Accepted, ContentFields, insertMessage, prepareMessage } from './message-input.js';
+import type { PushDeps } from './push.js';
+
+const Selection = {
+  audience: Type.Optional(oneOf(Audience)),
+  condition: Type.Optional(
+    Type.Unknown({ description: 'tags, attributes and device facts combined with and / or / not; see docs/api.md' }),
+  ),
+};
+
+const BroadcastPush = Type.Object({ ...Selection, ...ContentFields }, { additionalProperties: false });
+const DryRun = Type.Object(Selection, { additionalProperties: false });
+
+function parseSelection(input: { audience?: Audience; condition?: unknown }): { audience: Audience; condition: Condition | null } {
+  try {
+    return { audience: input.audience ?? 'all', condition: input.condition === undefined ? null : parseCondition(input.condition) };
+  } catch (error) {
+    if (error instanceof ConditionError) throw new ApiError('INVALID_CONDITION', error.message, { cause: error });
+    throw error;
+  }
+}
+
+/** Devices of the app the selection reaches now. */
+async function countReached(db: Db | DbClient, app: string, audience: Audience, condition: Condition | null): Promise<number> {
+  const params: unknown[] = [app];
+  const where = ['d.app_id = $1'];
+  if (audience === 'bound') where.push('d.user_id IS NOT NULL');
+  if (audience === 'unbound') where.push('d.user_id IS NULL');
+  if (condition) where.push(conditionSql(condition, params));
+  const result = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices d WHERE ${where.join(' AND ')}`, params);
+  return result.rows[0]?.n ?? 0;
+}
+
+export function broadcastRoutes(app: Api, deps: PushDeps): void {
+  app.post(
+    '/v1/push/broadcast',
+    { schema: { body: BroadcastPush, response: { 202: Accepted, 200: Accepted } } },
+    async (request, reply) => {
+      const appId = appOf(request);
+      const push = request.body;
+      const { audience, condition } = parseSelection(push);
+      const { message, frame } = prepareMessage(push, deps);
+      const accepted = await inTransaction(deps.db, async (client) => {
+        const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, push.businessId);
+        if (first) return first;
+        const targeted = await countReached(client, appId, audience, condition);
+        await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);
+        return { messageId: message.id, targeted, duplicate: false };
+      });
+      if (!accepted.duplicate) {
+        deps.nc.publish(deps.subjects.broadcast(appId), encodeBroadcast({ frame, audience, condition, id: message.id }));
+      }
+      return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+    },
+  );
+
+  app.post(
+    '/v1/push/dry-run',
+    { schema: { body: DryRun, response: { 200: Type.Object({ devices: Type.Integer() }) } } },
+    async (request) => {
+      const { audience, condition } = parseSelection(request.body);
+      return { devices: await countReached(deps.db, appOf(request), audience, condition) };
+    },
+  );
+}
