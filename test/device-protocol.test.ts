@@ -47,9 +47,9 @@ describe('device protocol', () => {
     });
 
     const forged: [string, (device: string) => Promise<string>][] = [
-      ['signed with a wrong secret', () => signDeviceToken({ keyId: app.keyId, secret: other.secret, audience: TokenAudience.BIND, subject: 'mallory', ttlS: 60 })],
+      ['signed with a wrong secret', () => signDeviceToken({ keyId: app.keyId, key: { kind: 'hmac', secret: other.secret }, audience: TokenAudience.BIND, subject: 'mallory', ttlS: 60 })],
       ['signed by another app', () => stack.api(other).bindToken('mallory')],
-      ['expired', () => signDeviceToken({ keyId: app.keyId, secret: app.secret, audience: TokenAudience.BIND, subject: 'mallory', ttlS: -10 })],
+      ['expired', () => signDeviceToken({ keyId: app.keyId, key: { kind: 'hmac', secret: app.secret }, audience: TokenAudience.BIND, subject: 'mallory', ttlS: -10 })],
       ['made for connecting, not binding', (device) => stack.api(app).connectToken(device)],
       ['for another device', () => stack.api(app).bindToken('mallory', { device: '0193e6f1-0000-7000-8000-000000000000' })],
       ['not a JWT', async () => 'not-a-token'],
@@ -146,7 +146,7 @@ describe('device protocol', () => {
       const reason = await closeOf(
         stack.device(app, {
           credentials: new MemoryCredentialStore({ device: device.id, secret: 'not used' }),
-          connectToken: (id) => signDeviceToken({ keyId: app.keyId, secret: app.secret, audience: TokenAudience.CONNECT, subject: id, ttlS: -5 }),
+          connectToken: (id) => signDeviceToken({ keyId: app.keyId, key: { kind: 'hmac', secret: app.secret }, audience: TokenAudience.CONNECT, subject: id, ttlS: -5 }),
         }),
       );
       expect(reason).toBe(CloseCode.TOKEN_EXPIRED.reason);

@@ -8,6 +8,7 @@ import { ApiError, errorBody } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
 import { broadcastRoutes } from './routes/broadcast.js';
+import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
 import { pushRoutes } from './routes/push.js';
 import { revokeRoutes } from './routes/revoke.js';
@@ -69,6 +70,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     broadcastRoutes(v1, deps);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
+    keyRoutes(v1, deps.keys);
   });
 
   await app.ready();

@@ -4,7 +4,7 @@
  */
 import type { FastifyRequest } from 'fastify';
 import type { Api } from './api.js';
-import { CLOCK_SKEW_MS, hmacVerify, NONCE_PATTERN, SignatureHeader } from '@mps/shared';
+import { CLOCK_SKEW_MS, NONCE_PATTERN, SignatureHeader, verifyRequest } from '@mps/shared';
 import { ApiError } from './errors.js';
 import type { ApiKey, KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
@@ -60,7 +60,7 @@ export function registerSignatureCheck(app: Api, keys: KeyStore, nonces: NonceGu
       nonce: request.headers[SignatureHeader.NONCE] as string,
       body: request.rawBody ?? '',
     };
-    if (!hmacVerify(key.secret, signed, request.headers[SignatureHeader.SIGNATURE] as string)) {
+    if (!verifyRequest(key, signed, request.headers[SignatureHeader.SIGNATURE] as string)) {
       request.apiKey = undefined;
       throw new ApiError('AUTH_BAD_SIGNATURE', 'the signature does not match the request');
     }

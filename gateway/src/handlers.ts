@@ -43,7 +43,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
     try {
       const key = await ctx.keys.find(tokenKeyId(token));
       if (!key || key.status !== 'active' || key.app !== app) return 'invalid';
-      return await verifyDeviceToken(token, key.secret, audience);
+      return await verifyDeviceToken(token, key, audience);
     } catch (error) {
       if (error instanceof TokenError) return error.reason;
       throw error;

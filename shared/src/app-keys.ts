@@ -1,14 +1,18 @@
-/** Looking up an app's API key (HMAC secret unsealed), cached briefly: the control plane verifies
- * request signatures with it and the gateway verifies device tokens signed with it. */
+/** Looking up an app's API key (HMAC secret unsealed, public key parsed), cached briefly: the
+ * control plane verifies request signatures with it and the gateway verifies device tokens. */
+import { createPublicKey } from 'node:crypto';
 import type { Db } from './db.js';
 import type { MasterKey } from './sealed.js';
+import type { VerifyingKey } from './signing.js';
 
-export interface ApiKey {
+export const KeyKind = ['hmac', 'rsa', 'ed25519'] as const;
+export type KeyKind = (typeof KeyKind)[number];
+
+export type ApiKey = VerifyingKey & {
   id: string;
   app: string;
   status: 'active' | 'disabled';
-  secret: string;
-}
+};
 
 export class ApiKeyLookup {
   private readonly cache = new Map<string, { key: ApiKey | undefined; until: number }>();
@@ -19,15 +23,28 @@ export class ApiKeyLookup {
     private readonly cacheMs: number,
   ) {}
 
+  /** Drops a cached key after it changed (other processes see the change within their cache time). */
+  forget(keyId: string): void {
+    this.cache.delete(keyId);
+  }
+
   async find(keyId: string): Promise<ApiKey | undefined> {
     const hit = this.cache.get(keyId);
     if (hit && hit.until > Date.now()) return hit.key;
-    const result = await this.db.query<{ app_id: string; status: ApiKey['status']; secret_sealed: Buffer }>(
-      `SELECT app_id, status, secret_sealed FROM app_keys WHERE id = $1 AND kind = 'hmac'`,
-      [keyId],
-    );
+    const result = await this.db.query<{
+      app_id: string;
+      status: ApiKey['status'];
+      kind: KeyKind;
+      secret_sealed: Buffer | null;
+      public_key: string | null;
+    }>('SELECT app_id, status, kind, secret_sealed, public_key FROM app_keys WHERE id = $1', [keyId]);
     const row = result.rows[0];
-    const key = row && { id: keyId, app: row.app_id, status: row.status, secret: this.masterKey.open(row.secret_sealed) };
+    const base = row && { id: keyId, app: row.app_id, status: row.status };
+    const key: ApiKey | undefined = !row || !base
+      ? undefined
+      : row.kind === 'hmac'
+        ? { ...base, kind: 'hmac', secret: this.masterKey.open(row.secret_sealed as Buffer) }
+        : { ...base, kind: row.kind, publicKey: createPublicKey(row.public_key as string) };
     this.cache.set(keyId, { key, until: Date.now() + this.cacheMs });
     return key;
   }

@@ -1,6 +1,6 @@
-import { createHash, createHmac } from 'node:crypto';
+import { generateKeyPairSync, createHash, createHmac } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { canonicalQuery, canonicalString, hmacSignature, hmacVerify, type SignedParts } from './signing.js';
+import { canonicalQuery, canonicalString, hmacSignature, hmacVerify, signRequest, verifyRequest, type SignedParts } from './signing.js';
 
 const EMPTY_SHA256 = 'e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855';
 
@@ -134,5 +134,26 @@ describe('hmacVerify', () => {
     ['32 zero bytes', Buffer.alloc(32).toString('base64')],
   ])('returns false for a well-formed signature of the wrong value or length: %s', (_, wrong) => {
     expect(hmacVerify(secret, parts, wrong)).toBe(false);
+  });
+});
+
+describe('signRequest / verifyRequest with uploaded public keys', () => {
+  for (const kind of ['rsa', 'ed25519'] as const) {
+    const pair = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+    const other = kind === 'rsa' ? generateKeyPairSync('rsa', { modulusLength: 2048 }) : generateKeyPairSync('ed25519');
+
+    it(`verifies a ${kind} signature with the public key and refuses changes`, () => {
+      const signature = signRequest({ kind, privateKey: pair.privateKey }, parts);
+      expect(verifyRequest({ kind, publicKey: pair.publicKey }, parts, signature)).toBe(true);
+      expect(verifyRequest({ kind, publicKey: pair.publicKey }, { ...parts, body: '{"x":2}' }, signature)).toBe(false);
+      expect(verifyRequest({ kind, publicKey: other.publicKey }, parts, signature)).toBe(false);
+      expect(verifyRequest({ kind, publicKey: pair.publicKey }, parts, `${signature}!`)).toBe(false);
+      expect(verifyRequest({ kind, publicKey: pair.publicKey }, parts, '')).toBe(false);
+    });
+  }
+
+  it('routes an HMAC key to the HMAC formula', () => {
+    expect(signRequest({ kind: 'hmac', secret }, parts)).toBe(hmacSignature(secret, parts));
+    expect(verifyRequest({ kind: 'hmac', secret }, parts, hmacSignature(secret, parts))).toBe(true);
   });
 });

@@ -3,9 +3,11 @@
  * docs/api.md describes the scheme step by step.
  *
  *   canonical = METHOD \n PATH \n CANONICAL_QUERY \n TIMESTAMP \n NONCE \n hex(sha256(body))
- *   signature = base64(HMAC-SHA256(secret, canonical))
+ *   signature = base64(HMAC-SHA256(secret, canonical))            for an HMAC key
+ *             = base64(RSASSA-PKCS1-v1_5 SHA-256(private, canonical))  for an RSA key (SHA256withRSA)
+ *             = base64(Ed25519(private, canonical))                 for an Ed25519 key
  */
-import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, sign, timingSafeEqual, verify, type KeyObject } from 'node:crypto';
 
 export const SignatureHeader = {
   KEY: 'x-mps-key',
@@ -54,11 +56,35 @@ export function hmacSignature(secret: string, parts: SignedParts): string {
   return createHmac('sha256', secret).update(canonicalString(parts)).digest('base64');
 }
 
+/**
+ * Buffer's decoder skips characters outside the alphabet and stops at padding, so many strings
+ * decode to the same bytes: accept only the one base64 spelling the formula produces.
+ */
+function strictBase64(signature: string): Buffer | undefined {
+  const bytes = Buffer.from(signature, 'base64');
+  return bytes.toString('base64') === signature ? bytes : undefined;
+}
+
 export function hmacVerify(secret: string, parts: SignedParts, signature: string): boolean {
   const expected = Buffer.from(hmacSignature(secret, parts), 'base64');
-  const given = Buffer.from(signature, 'base64');
-  // Buffer's decoder skips characters outside the alphabet and stops at padding, so many strings
-  // decode to the same bytes: accept only the one base64 spelling the formula produces.
-  if (given.toString('base64') !== signature) return false;
-  return given.length === expected.length && timingSafeEqual(given, expected);
+  const given = strictBase64(signature);
+  return given !== undefined && given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** The key material a request is signed with (the business server's side). */
+export type SigningKey = { kind: 'hmac'; secret: string } | { kind: 'rsa' | 'ed25519'; privateKey: KeyObject };
+/** What the control plane verifies with. */
+export type VerifyingKey = { kind: 'hmac'; secret: string } | { kind: 'rsa' | 'ed25519'; publicKey: KeyObject };
+
+export function signRequest(key: SigningKey, parts: SignedParts): string {
+  if (key.kind === 'hmac') return hmacSignature(key.secret, parts);
+  const data = Buffer.from(canonicalString(parts));
+  return sign(key.kind === 'rsa' ? 'sha256' : null, data, key.privateKey).toString('base64');
+}
+
+export function verifyRequest(key: VerifyingKey, parts: SignedParts, signature: string): boolean {
+  if (key.kind === 'hmac') return hmacVerify(key.secret, parts, signature);
+  const given = strictBase64(signature);
+  if (given === undefined || given.length === 0) return false;
+  return verify(key.kind === 'rsa' ? 'sha256' : null, Buffer.from(canonicalString(parts)), key.publicKey, given);
 }

@@ -1,18 +1,20 @@
 /**
- * Device tokens: JWTs (HS256) that a business server signs with one of its app's API keys
+ * Device tokens: JWTs that a business server signs with one of its app's API keys (HS256 with an
+ * HMAC key, RS256 with an RSA key, EdDSA with an Ed25519 key)
  * (the key id in the `kid` header), so a device can prove what the business server vouches for:
  *   - connect tokens (aud "mps:connect", sub = device id): authenticate without the device secret;
  *   - bind tokens (aud "mps:bind", sub = user id, optional `dev` = device id): bind a device to a user.
  * Any JWT library can make them; the server SDK has signDeviceToken.
  */
 import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
+import type { SigningKey, VerifyingKey } from './signing.js';
 
 export const TokenAudience = { CONNECT: 'mps:connect', BIND: 'mps:bind' } as const;
 export type TokenAudience = (typeof TokenAudience)[keyof typeof TokenAudience];
 
 export interface DeviceTokenInput {
   keyId: string;
-  secret: string;
+  key: SigningKey;
   audience: TokenAudience;
   /** The device id (connect) or the user id (bind). */
   subject: string;
@@ -32,23 +34,27 @@ export class TokenError extends Error {
   }
 }
 
-const key = (secret: string) => new TextEncoder().encode(secret);
+const ALG = { hmac: 'HS256', rsa: 'RS256', ed25519: 'EdDSA' } as const;
+const ALGS: readonly string[] = Object.values(ALG);
+
+const signingMaterial = (key: SigningKey) => (key.kind === 'hmac' ? new TextEncoder().encode(key.secret) : key.privateKey);
+const verifyingMaterial = (key: VerifyingKey) => (key.kind === 'hmac' ? new TextEncoder().encode(key.secret) : key.publicKey);
 
 export async function signDeviceToken(input: DeviceTokenInput): Promise<string> {
   return new SignJWT(input.device !== undefined ? { dev: input.device } : {})
-    .setProtectedHeader({ alg: 'HS256', kid: input.keyId })
+    .setProtectedHeader({ alg: ALG[input.key.kind], kid: input.keyId })
     .setAudience(input.audience)
     .setSubject(input.subject)
     .setIssuedAt()
     .setExpirationTime(Math.floor(Date.now() / 1000) + input.ttlS)
-    .sign(key(input.secret));
+    .sign(signingMaterial(input.key));
 }
 
 /** The key id a token claims to be signed with (not yet verified). */
 export function tokenKeyId(token: string): string {
   try {
     const { kid, alg } = decodeProtectedHeader(token);
-    if (alg !== 'HS256' || typeof kid !== 'string') throw new TokenError('invalid', 'token header must name alg HS256 and a kid');
+    if (!ALGS.includes(alg ?? '') || typeof kid !== 'string') throw new TokenError('invalid', 'token header must name a supported alg and a kid');
     return kid;
   } catch (cause) {
     if (cause instanceof TokenError) throw cause;
@@ -61,9 +67,14 @@ export interface VerifiedToken {
   device: string | undefined;
 }
 
-export async function verifyDeviceToken(token: string, secret: string, audience: TokenAudience): Promise<VerifiedToken> {
+/** Verifies with the key the token names; only that key's algorithm is accepted. */
+export async function verifyDeviceToken(token: string, key: VerifyingKey, audience: TokenAudience): Promise<VerifiedToken> {
   try {
-    const { payload } = await jwtVerify(token, key(secret), { audience, algorithms: ['HS256'], requiredClaims: ['sub', 'exp'] });
+    const { payload } = await jwtVerify(token, verifyingMaterial(key), {
+      audience,
+      algorithms: [ALG[key.kind]],
+      requiredClaims: ['sub', 'exp'],
+    });
     return { subject: payload.sub as string, device: typeof payload.dev === 'string' ? payload.dev : undefined };
   } catch (cause) {
     if (cause instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired', { cause });

@@ -2,14 +2,22 @@
  * The server SDK: signs every request exactly as the control plane verifies it (shared/signing).
  * Node only (it signs with node:crypto).
  */
-import { randomBytes } from 'node:crypto';
-import { hmacSignature, SignatureHeader, signDeviceToken, TokenAudience, type PushType } from '@mps/shared';
+import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
+import { SignatureHeader, signDeviceToken, signRequest, TokenAudience, type PushType, type SigningKey } from '@mps/shared';
 
-export interface PushClientOptions {
+/** An HMAC key's secret, or the private half of an uploaded RSA-2048 / Ed25519 public key. */
+export type PushClientOptions = {
   /** e.g. http://127.0.0.1:8080 */
   baseUrl: string;
   keyId: string;
-  secret: string;
+} & ({ secret: string; privateKey?: never } | { privateKey: KeyObject | string; secret?: never });
+
+function signingKey(options: PushClientOptions): SigningKey {
+  if (options.secret !== undefined) return { kind: 'hmac', secret: options.secret };
+  const privateKey = typeof options.privateKey === 'string' ? createPrivateKey(options.privateKey) : (options.privateKey as KeyObject);
+  const type = privateKey.asymmetricKeyType;
+  if (type !== 'rsa' && type !== 'ed25519') throw new Error(`unsupported private key type ${String(type)}: use RSA or Ed25519`);
+  return { kind: type, privateKey };
 }
 
 export class ApiRequestError extends Error {
@@ -75,8 +83,19 @@ export interface MessageStatus {
   targets: { device: string; status: TargetStatus; channel: string | null; deliveredAt: string | null }[];
 }
 
+export interface KeyInfo {
+  id: string;
+  kind: 'hmac' | 'rsa' | 'ed25519';
+  status: 'active' | 'disabled';
+  createdAt: string;
+}
+
 export class PushClient {
-  constructor(private readonly options: PushClientOptions) {}
+  private readonly key: SigningKey;
+
+  constructor(private readonly options: PushClientOptions) {
+    this.key = signingKey(options);
+  }
 
   /** Sends one signed request; resolves with the parsed JSON body or throws ApiRequestError. */
   async request<T>(method: string, pathAndQuery: string, body?: unknown): Promise<T> {
@@ -84,7 +103,7 @@ export class PushClient {
     const q = pathAndQuery.indexOf('?');
     const timestamp = String(Date.now());
     const nonce = randomBytes(16).toString('base64url');
-    const signature = hmacSignature(this.options.secret, {
+    const signature = signRequest(this.key, {
       method,
       path: q === -1 ? pathAndQuery : pathAndQuery.slice(0, q),
       query: q === -1 ? '' : pathAndQuery.slice(q + 1),
@@ -129,6 +148,27 @@ export class PushClient {
     return this.request('GET', `/v1/messages/${encodeURIComponent(id)}`);
   }
 
+  keys(): Promise<{ keys: KeyInfo[] }> {
+    return this.request('GET', '/v1/keys');
+  }
+
+  /** Creates a key: an HMAC key (its secret is in the answer, once) or an uploaded RSA / Ed25519 public key. */
+  createKey(kind: 'hmac' | 'rsa' | 'ed25519', publicKey?: string): Promise<KeyInfo & { secret?: string }> {
+    return this.request('POST', '/v1/keys', publicKey === undefined ? { kind } : { kind, publicKey });
+  }
+
+  disableKey(id: string): Promise<KeyInfo> {
+    return this.request('POST', `/v1/keys/${encodeURIComponent(id)}/disable`);
+  }
+
+  enableKey(id: string): Promise<KeyInfo> {
+    return this.request('POST', `/v1/keys/${encodeURIComponent(id)}/enable`);
+  }
+
+  deleteKey(id: string): Promise<void> {
+    return this.request('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
+  }
+
   revoke(id: string): Promise<{ id: string; revokedAt: string; stopped: number }> {
     return this.request('POST', `/v1/messages/${encodeURIComponent(id)}/revoke`);
   }
@@ -137,7 +177,7 @@ export class PushClient {
   bindToken(userId: string, options: { ttlS?: number; device?: string } = {}): Promise<string> {
     return signDeviceToken({
       keyId: this.options.keyId,
-      secret: this.options.secret,
+      key: this.key,
       audience: TokenAudience.BIND,
       subject: userId,
       ttlS: options.ttlS ?? 600,
@@ -147,6 +187,6 @@ export class PushClient {
 
   /** A token a registered device can authenticate with instead of its stored secret. */
   connectToken(deviceId: string, ttlS = 600): Promise<string> {
-    return signDeviceToken({ keyId: this.options.keyId, secret: this.options.secret, audience: TokenAudience.CONNECT, subject: deviceId, ttlS });
+    return signDeviceToken({ keyId: this.options.keyId, key: this.key, audience: TokenAudience.CONNECT, subject: deviceId, ttlS });
   }
 }
