@@ -12,6 +12,8 @@ import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
 import { pushRoutes } from './routes/push.js';
 import { revokeRoutes } from './routes/revoke.js';
+import { templateRoutes } from './routes/templates.js';
+import { TemplateStore } from './templates.js';
 
 export interface AppDeps {
   db: Db;
@@ -64,10 +66,12 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
 
   app.get('/healthz', async () => ({ ok: true }));
 
+  const templates = new TemplateStore(deps.db);
   await app.register(async (v1: Api) => {
     registerSignatureCheck(v1, deps.keys, deps.nonces);
-    pushRoutes(v1, deps);
+    pushRoutes(v1, { ...deps, templates });
     broadcastRoutes(v1, deps);
+    templateRoutes(v1, templates);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
     keyRoutes(v1, deps.keys);

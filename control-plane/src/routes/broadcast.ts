@@ -16,12 +16,14 @@ import {
   type Condition,
   type Db,
   type DbClient,
+  type NatsConnection,
+  type Subjects,
 } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { Accepted, ContentFields, insertMessage, prepareMessage } from './message-input.js';
-import type { PushDeps } from './push.js';
+import type { Ttl } from './message-input.js';
 
 const Selection = {
   audience: Type.Optional(oneOf(Audience)),
@@ -53,7 +55,7 @@ async function countReached(db: Db | DbClient, app: string, audience: Audience, 
   return result.rows[0]?.n ?? 0;
 }
 
-export function broadcastRoutes(app: Api, deps: PushDeps): void {
+export function broadcastRoutes(app: Api, deps: Ttl & { db: Db; nc: NatsConnection; subjects: Subjects }): void {
   app.post(
     '/v1/push/broadcast',
     { schema: { body: BroadcastPush, response: { 202: Accepted, 200: Accepted } } },

@@ -71,16 +71,17 @@ export function prepareMessage(input: ContentInput, ttl: Ttl): { message: Stored
 export async function insertMessage(
   client: DbClient,
   app: string,
-  mode: 'simple' | 'broadcast',
+  mode: 'simple' | 'template' | 'multiple' | 'broadcast',
   message: StoredMessage,
   target: object,
   businessId: string | undefined,
+  taskId?: string,
 ): Promise<Accepted | undefined> {
   const inserted = await client.query(
-    `INSERT INTO messages (id, app_id, mode, push_type, target, content, business_id, expires_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+    `INSERT INTO messages (id, app_id, mode, push_type, target, content, business_id, expires_at, task_id)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
      ON CONFLICT (app_id, business_id) WHERE business_id IS NOT NULL DO NOTHING`,
-    [message.id, app, mode, message.pushType, target, message.content, businessId ?? null, message.expiresAt],
+    [message.id, app, mode, message.pushType, target, message.content, businessId ?? null, message.expiresAt, taskId ?? null],
   );
   if (inserted.rowCount === 1) return undefined;
   const first = await client.query<{ id: string; targeted: number }>(

@@ -1,85 +1,155 @@
-/** POST /v1/push/simple: one device or one user, content given directly. */
-import Type from 'typebox';
-import { inTransaction, type Db, type DbClient, type NatsConnection, type Subjects } from '@mps/shared';
+/**
+ * Targeted pushes: POST /v1/push/simple (content given), /v1/push/template (a stored template and
+ * its values), /v1/push/multiple (up to 1,000 targets, each with its own values, as one task).
+ */
+import Type, { type Static } from 'typebox';
+import { inTransaction, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import { Accepted, ContentFields, insertMessage, prepareMessage, type Ttl } from './message-input.js';
+import { render, type TemplateStore } from '../templates.js';
+import { Accepted, ContentFields, insertMessage, prepareMessage, type ContentInput, type Ttl } from './message-input.js';
 
-const SimplePush = Type.Object(
+export const MAX_TARGETS = 1000;
+
+const Target = Type.Object(
   {
-    target: Type.Object(
-      {
-        device: Type.Optional(Type.String({ format: 'uuid' })),
-        user: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
-      },
-      { additionalProperties: false, description: 'exactly one of device or user' },
-    ),
+    device: Type.Optional(Type.String({ format: 'uuid' })),
+    user: Type.Optional(Type.String({ minLength: 1, maxLength: 128 })),
+  },
+  { additionalProperties: false, description: 'exactly one of device or user' },
+);
+type Target = Static<typeof Target>;
+
+const Values = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), {
+  description: 'placeholder values',
+});
+
+const SimplePush = Type.Object({ target: Target, ...ContentFields }, { additionalProperties: false });
+
+const { title: _title, body: _body, extras: _extras, ...NonTemplateFields } = ContentFields;
+const TemplatePush = Type.Object(
+  { target: Target, template: Type.String({ minLength: 1, maxLength: 64 }), values: Type.Optional(Values), ...NonTemplateFields },
+  { additionalProperties: false },
+);
+
+const MultiplePush = Type.Object(
+  {
+    targets: Type.Array(Type.Object({ ...Target.properties, values: Type.Optional(Values) }, { additionalProperties: false }), {
+      minItems: 1,
+      maxItems: MAX_TARGETS,
+    }),
+    template: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'a stored template; or give title/body with placeholders' })),
     ...ContentFields,
   },
   { additionalProperties: false },
 );
 
+const TaskAccepted = Type.Object({
+  taskId: Type.String(),
+  duplicate: Type.Boolean(),
+  messages: Type.Array(Type.Object({ messageId: Type.String(), targeted: Type.Integer() })),
+});
+
 export interface PushDeps extends Ttl {
   db: Db;
   nc: NatsConnection;
   subjects: Subjects;
+  templates: TemplateStore;
 }
 
-/**
- * A message to a user goes to the user's current devices now, and waits in the user's inbox for
- * devices bound later, until it expires.
- */
-async function targetUser(client: DbClient, appId: string, user: string, message: { id: string; expiresAt: Date }) {
+function checkTarget(target: Target): void {
+  if ((target.device === undefined) === (target.user === undefined)) {
+    throw new ApiError('INVALID_TARGET', 'a target names exactly one of device or user');
+  }
+}
+
+/** Inbox rows for the target: the device, or the user's current devices (and the user's inbox for later ones). */
+async function enqueue(client: DbClient, app: string, target: Target, message: StoredMessage): Promise<number> {
+  if (target.device !== undefined) {
+    const r = await client.query(
+      `INSERT INTO inbox (device_id, message_id, expires_at) SELECT id, $2, $3 FROM devices WHERE id = $1 AND app_id = $4`,
+      [target.device, message.id, message.expiresAt, app],
+    );
+    if (r.rowCount === 0) throw new ApiError('DEVICE_NOT_FOUND', `no device ${target.device} in this app`);
+    return 1;
+  }
   await client.query('INSERT INTO user_inbox (app_id, user_id, message_id, expires_at) VALUES ($1, $2, $3, $4)', [
-    appId,
-    user,
+    app,
+    target.user,
     message.id,
     message.expiresAt,
   ]);
-  return client.query(
-    `INSERT INTO inbox (device_id, message_id, expires_at)
-     SELECT id, $2, $3 FROM devices WHERE user_id = $1 AND app_id = $4 ORDER BY id`,
-    [user, message.id, message.expiresAt, appId],
+  const r = await client.query(
+    `INSERT INTO inbox (device_id, message_id, expires_at) SELECT id, $2, $3 FROM devices WHERE user_id = $1 AND app_id = $4 ORDER BY id`,
+    [target.user, message.id, message.expiresAt, app],
   );
+  return r.rowCount ?? 0;
 }
 
 export function pushRoutes(app: Api, deps: PushDeps): void {
-  app.post(
-    '/v1/push/simple',
-    { schema: { body: SimplePush, response: { 202: Accepted, 200: Accepted } } },
-    async (request, reply) => {
-      const appId = appOf(request);
-      const push = request.body;
-      const { device, user } = push.target;
-      if ((device === undefined) === (user === undefined)) {
-        throw new ApiError('INVALID_TARGET', 'target must name exactly one of device or user');
-      }
-      const { message, frame } = prepareMessage(push, deps);
+  const subjectOf = (appId: string, target: Target) =>
+    target.device !== undefined ? deps.subjects.device(appId, target.device) : deps.subjects.user(appId, target.user as string);
 
-      const accepted = await inTransaction(deps.db, async (client) => {
-        const first = await insertMessage(client, appId, 'simple', message, push.target, push.businessId);
-        if (first) return first;
-        const targets =
-          device !== undefined
-            ? await client.query(
-                `INSERT INTO inbox (device_id, message_id, expires_at)
-                 SELECT id, $2, $3 FROM devices WHERE id = $1 AND app_id = $4`,
-                [device, message.id, message.expiresAt, appId],
-              )
-            : await targetUser(client, appId, user as string, message);
-        if (device !== undefined && targets.rowCount === 0) {
-          throw new ApiError('DEVICE_NOT_FOUND', `no device ${device} in this app`);
-        }
-        return { messageId: message.id, targeted: targets.rowCount ?? 0, duplicate: false };
-      });
+  /** Stores one message for one target and publishes it (after the commit: stored first, then sent). */
+  async function pushOne(appId: string, mode: 'simple' | 'template', target: Target, input: ContentInput, businessId?: string): Promise<Accepted> {
+    checkTarget(target);
+    const { message, frame } = prepareMessage(input, deps);
+    const accepted = await inTransaction(deps.db, async (client) => {
+      const first = await insertMessage(client, appId, mode, message, target, businessId);
+      if (first) return first;
+      return { messageId: message.id, targeted: await enqueue(client, appId, target, message), duplicate: false };
+    });
+    // If this publish is lost the device still gets the message from its inbox.
+    if (!accepted.duplicate) deps.nc.publish(subjectOf(appId, target), frame);
+    return accepted;
+  }
 
-      if (!accepted.duplicate) {
-        // Stored first: if this publish is lost the device still gets the message from its inbox.
-        const subject = device !== undefined ? deps.subjects.device(appId, device) : deps.subjects.user(appId, user as string);
-        deps.nc.publish(subject, frame);
+  app.post('/v1/push/simple', { schema: { body: SimplePush, response: { 202: Accepted, 200: Accepted } } }, async (request, reply) => {
+    const push = request.body;
+    const accepted = await pushOne(appOf(request), 'simple', push.target, push, push.businessId);
+    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+  });
+
+  app.post('/v1/push/template', { schema: { body: TemplatePush, response: { 202: Accepted, 200: Accepted } } }, async (request, reply) => {
+    const appId = appOf(request);
+    const push = request.body;
+    const content = render(await deps.templates.get(appId, push.template), push.values ?? {});
+    const accepted = await pushOne(appId, 'template', push.target, { ...push, ...content }, push.businessId);
+    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+  });
+
+  app.post('/v1/push/multiple', { schema: { body: MultiplePush, response: { 202: TaskAccepted, 200: TaskAccepted } } }, async (request, reply) => {
+    const appId = appOf(request);
+    const push = request.body;
+    const template = push.template !== undefined ? await deps.templates.get(appId, push.template) : { name: 'inline', ...push };
+    // Every target is rendered and checked before anything is stored: all or nothing.
+    const prepared = push.targets.map((target) => {
+      checkTarget(target);
+      return { target, ...prepareMessage({ ...push, ...render(template, target.values ?? {}) }, deps) };
+    });
+    const taskId = newId();
+    const result = await inTransaction(deps.db, async (client) => {
+      const messages = [];
+      for (const [i, { target, message }] of prepared.entries()) {
+        const { values: _values, ...stored } = target;
+        // The business id rides on the task's first message: a retried call finds it there.
+        const first = await insertMessage(client, appId, 'multiple', message, stored, i === 0 ? push.businessId : undefined, taskId);
+        if (first) return { duplicate: true as const, messageId: first.messageId };
+        messages.push({ messageId: message.id, targeted: await enqueue(client, appId, target, message) });
       }
-      return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
-    },
-  );
+      return { duplicate: false as const, messages };
+    });
+    if (result.duplicate) {
+      const task = await deps.db.query<{ task_id: string; id: string; targeted: number }>(
+        `SELECT m.task_id, m.id, (SELECT count(*)::int FROM inbox i WHERE i.message_id = m.id) AS targeted
+         FROM messages m WHERE m.task_id = (SELECT task_id FROM messages WHERE id = $1) ORDER BY m.id`,
+        [result.messageId],
+      );
+      const taskOf = task.rows[0]?.task_id ?? '';
+      return reply.code(200).send({ taskId: taskOf, duplicate: true, messages: task.rows.map((r) => ({ messageId: r.id, targeted: r.targeted })) });
+    }
+    for (const { target, frame } of prepared) deps.nc.publish(subjectOf(appId, target), frame);
+    return reply.code(202).send({ taskId, duplicate: false, messages: result.messages });
+  });
 }

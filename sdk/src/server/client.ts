@@ -46,6 +46,29 @@ export interface SimplePush {
   businessId?: string;
 }
 
+export type TemplatePush = Omit<SimplePush, 'title' | 'body' | 'extras'> & { template: string; values?: Record<string, string> };
+
+export type MultiplePush = Omit<SimplePush, 'target'> & {
+  targets: (PushTarget & { values?: Record<string, string> })[];
+  template?: string;
+};
+
+export interface TaskAccepted {
+  taskId: string;
+  duplicate: boolean;
+  messages: { messageId: string; targeted: number }[];
+}
+
+export interface Template {
+  name: string;
+  title?: string;
+  body?: string;
+  extras?: Record<string, string>;
+  placeholders: string[];
+}
+
+export type MessageSummary = Omit<MessageStatus, 'targets'>;
+
 export type Audience = 'all' | 'bound' | 'unbound';
 
 /** Tags, attributes and device facts combined with and / or / not (docs/api.md). */
@@ -76,6 +99,7 @@ export interface MessageStatus {
   id: string;
   mode: string;
   pushType: PushType;
+  taskId: string | null;
   createdAt: string;
   expiresAt: string;
   revokedAt: string | null;
@@ -133,6 +157,53 @@ export class PushClient {
 
   pushSimple(push: SimplePush): Promise<Accepted> {
     return this.request('POST', '/v1/push/simple', push);
+  }
+
+  pushTemplate(push: TemplatePush): Promise<Accepted> {
+    return this.request('POST', '/v1/push/template', push);
+  }
+
+  /** Up to 1,000 targets, each with its own placeholder values, as one task. */
+  pushMultiple(push: MultiplePush): Promise<TaskAccepted> {
+    return this.request('POST', '/v1/push/multiple', push);
+  }
+
+  task(id: string): Promise<{ taskId: string; counts: MessageStatus['counts']; messages: MessageSummary[] }> {
+    return this.request('GET', `/v1/tasks/${encodeURIComponent(id)}`);
+  }
+
+  revokeTask(id: string): Promise<{ taskId: string; messages: { id: string; revokedAt: string; stopped: number }[] }> {
+    return this.request('POST', `/v1/tasks/${encodeURIComponent(id)}/revoke`);
+  }
+
+  messages(query: { limit?: number; before?: string; since?: string; until?: string; mode?: string } = {}): Promise<{
+    messages: MessageSummary[];
+    next: string | null;
+  }> {
+    const params = new URLSearchParams(
+      Object.entries(query)
+        .filter(([, v]) => v !== undefined)
+        .map(([k, v]): [string, string] => [k, String(v)]),
+    );
+    const q = params.toString();
+    return this.request('GET', `/v1/messages${q === '' ? '' : `?${q}`}`);
+  }
+
+  putTemplate(template: Omit<Template, 'placeholders'>): Promise<Template> {
+    const { name, ...body } = template;
+    return this.request('PUT', `/v1/templates/${encodeURIComponent(name)}`, body);
+  }
+
+  template(name: string): Promise<Template> {
+    return this.request('GET', `/v1/templates/${encodeURIComponent(name)}`);
+  }
+
+  templates(): Promise<{ templates: Template[] }> {
+    return this.request('GET', '/v1/templates');
+  }
+
+  deleteTemplate(name: string): Promise<void> {
+    return this.request('DELETE', `/v1/templates/${encodeURIComponent(name)}`);
   }
 
   pushBroadcast(push: BroadcastPush): Promise<Accepted> {
