@@ -10,6 +10,7 @@ import type { NonceGuard } from './nonces.js';
 import { broadcastRoutes } from './routes/broadcast.js';
 import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
+import { profileRoutes } from './routes/profiles.js';
 import { pushRoutes } from './routes/push.js';
 import { revokeRoutes } from './routes/revoke.js';
 import { templateRoutes } from './routes/templates.js';
@@ -72,6 +73,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     pushRoutes(v1, { ...deps, templates });
     broadcastRoutes(v1, deps);
     templateRoutes(v1, templates);
+    profileRoutes(v1, deps);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
     keyRoutes(v1, deps.keys);

@@ -6,9 +6,10 @@ import {
   type Condition,
   type DeviceFact,
   type DeviceProfile,
+  type Profile,
+  userProfile,
   encodeMessage,
   isUuid,
-  Limits,
   newId,
   newSecret,
   type AuthFrame,
@@ -26,6 +27,9 @@ export interface Device extends DeviceProfile {
   app: string;
   userId: string | null;
   facts: Record<DeviceFact, string> & { platform: Platform };
+  /** The device's own tags and attributes, and its user's; `tags` / `attributes` are their merge. */
+  own: Profile;
+  user: Profile;
   tags: Set<string>;
   attributes: Record<string, string>;
   tagsWritable: boolean;
@@ -59,12 +63,24 @@ interface DeviceRow {
   user_id: string | null;
   tags: string[];
   attributes: Record<string, string>;
+  user_tags: string[] | null;
+  user_attributes: Record<string, string> | null;
   device_tags_writable: boolean;
   broadcast_cursor: string | null;
 }
 
+/** Conditions see the union of the device's and its user's tags; the user's attribute values win. */
+export function setProfiles(device: Device, own: Profile, user: Profile): void {
+  device.own = own;
+  device.user = user;
+  device.tags = new Set([...own.tags, ...user.tags]);
+  device.attributes = { ...own.attributes, ...user.attributes };
+}
+
+const NO_PROFILE: Profile = { tags: [], attributes: {} };
+
 function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow): Device {
-  return {
+  const device: Device = {
     id,
     app: frame.app,
     userId: row.user_id,
@@ -75,11 +91,15 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
       sdkVersion: frame.sdkVersion ?? '',
       locale: frame.locale ?? '',
     },
-    tags: new Set(row.tags),
-    attributes: row.attributes,
+    own: NO_PROFILE,
+    user: NO_PROFILE,
+    tags: new Set(),
+    attributes: {},
     tagsWritable: row.device_tags_writable,
     broadcastCursor: row.broadcast_cursor,
   };
+  setProfiles(device, { tags: row.tags, attributes: row.attributes }, { tags: row.user_tags ?? [], attributes: row.user_attributes ?? {} });
+  return device;
 }
 
 /** Records the device's current facts; with a secret hash, only if it matches. */
@@ -88,7 +108,9 @@ const UPDATE_FACTS = `
          timezone = $8, last_seen_at = now()
   FROM apps a
   WHERE d.id = $1 AND d.app_id = $2 AND a.id = d.app_id AND ($9::bytea IS NULL OR d.secret_hash = $9)
-  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor`;
+  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor,
+    (SELECT up.tags FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_tags,
+    (SELECT up.attributes FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_attributes`;
 
 export interface PendingFrame {
   device: string;
@@ -119,7 +141,7 @@ export class DeviceStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $1)`,
       [id, frame.app, hashSecret(secret), ...factsOf(frame)],
     );
-    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, broadcast_cursor: id, ...appRow }), secret };
+    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, user_tags: null, user_attributes: null, broadcast_cursor: id, ...appRow }), secret };
   }
 
   /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
@@ -165,28 +187,11 @@ export class DeviceStore {
     );
   }
 
-  /** The device's tags after the change, or undefined when it would exceed the limit (nothing changed). */
-  async changeTags(device: Device, add: string[], remove: string[]): Promise<string[] | undefined> {
-    const result = await this.db.query<{ tags: string[] }>(
-      `UPDATE devices d SET tags = n.tags
-       FROM (SELECT ARRAY(SELECT DISTINCT x FROM unnest(tags || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x) AS tags
-             FROM devices WHERE id = $1) n
-       WHERE d.id = $1 AND cardinality(n.tags) <= $4
-       RETURNING d.tags`,
-      [device.id, add, remove, Limits.TAGS_PER_DEVICE],
-    );
-    return result.rows[0]?.tags;
-  }
-
-  /** The device's attributes after the change (null values remove), or undefined over the limit. */
-  async changeAttributes(device: Device, set: Record<string, string | null>): Promise<Record<string, string> | undefined> {
-    const result = await this.db.query<{ attributes: Record<string, string> }>(
-      `UPDATE devices SET attributes = jsonb_strip_nulls(attributes || $2::jsonb)
-       WHERE id = $1 AND (SELECT count(*) FROM jsonb_object_keys(jsonb_strip_nulls(attributes || $2::jsonb))) <= $3
-       RETURNING attributes`,
-      [device.id, JSON.stringify(set), Limits.ATTRIBUTES],
-    );
-    return result.rows[0]?.attributes;
+  /** Reads the device's own and its user's tags and attributes again (after a bind, or an API change). */
+  async reloadProfiles(device: Device): Promise<void> {
+    const r = await this.db.query<Profile>('SELECT tags, attributes FROM devices WHERE id = $1', [device.id]);
+    const user = device.userId === null ? NO_PROFILE : await userProfile(this.db, device.app, device.userId);
+    setProfiles(device, r.rows[0] ?? NO_PROFILE, user);
   }
 
   /** The app's unexpired, unrevoked broadcasts after the device's cursor, oldest first. */

@@ -7,6 +7,8 @@ import uWS from 'uWebSockets.js';
 import {
   BroadcastDecodeError,
   CloseCode,
+  CONTROL_HEADER,
+  PROFILE_CHANGED,
   decodeBroadcast,
   decodeClientFrame,
   matches,
@@ -139,10 +141,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const broadcastPrefix = deps.subjects.broadcast('x').slice(0, -1);
   const hub = new Hub<Socket>(
     deps.nc,
-    (subject, sockets, data) => {
-      if (subject.startsWith(broadcastPrefix)) return broadcast(subject, sockets, data);
-      pushTypes.rememberFrame(data);
-      for (const ws of sockets) if (ws.getUserData().state === 'ready') send(ws, data);
+    (subject, sockets, msg) => {
+      if (subject.startsWith(broadcastPrefix)) return broadcast(subject, sockets, msg.data);
+      if (msg.headers?.get(CONTROL_HEADER) === PROFILE_CHANGED) {
+        for (const ws of sockets) frames.reloadProfile(ws);
+        return;
+      }
+      pushTypes.rememberFrame(msg.data);
+      for (const ws of sockets) if (ws.getUserData().state === 'ready') send(ws, msg.data);
     },
     (subject, error) => log.error({ err: error, subject }, 'subscription failed'),
   );
@@ -183,7 +189,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
     catchUpBroadcasts,
     pushTypes,
   };
-  const handle = createFrameHandler({ node, devices, tracker, keys: deps.keys, subjects: deps.subjects, config, log, metrics });
+  const frames = createFrameHandler({ db: deps.db, node, devices, tracker, keys: deps.keys, subjects: deps.subjects, config, log, metrics });
 
   /** After NATS reconnects, messages published while the node was away are in the inboxes: resend them. */
   async function catchUp(): Promise<void> {
@@ -258,7 +264,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
         throw error;
       }
       metrics.framesIn.inc({ type: FRAME_NAMES[frame.t] });
-      handle(ws, frame);
+      frames.handle(ws, frame);
     },
     close: (ws) => {
       sockets.delete(ws);

@@ -7,7 +7,10 @@ import {
   TokenError,
   tokenKeyId,
   verifyDeviceToken,
+  changeDeviceAttributes,
+  changeDeviceTags,
   type ApiKeyLookup,
+  type Db,
   type AuthFrame,
   type BindFrame,
   type ClientFrame,
@@ -17,12 +20,13 @@ import {
   type VerifiedToken,
 } from '@mps/shared';
 import type { GatewayConfig } from './config.js';
-import type { AuthResult, Device, DeviceStore } from './devices.js';
+import { setProfiles, type AuthResult, type Device, type DeviceStore } from './devices.js';
 import { broadcastTopic, type Node, type Socket } from './gateway.js';
 import type { Metrics } from './metrics.js';
 import type { Tracker } from './tracking.js';
 
 export interface HandlerContext {
+  db: Db;
   node: Node;
   devices: DeviceStore;
   tracker: Tracker;
@@ -35,7 +39,7 @@ export interface HandlerContext {
 
 type TokenCheck = VerifiedToken | 'expired' | 'invalid';
 
-export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: ClientFrame) => void {
+export function createFrameHandler(ctx: HandlerContext) {
   const { node, devices, tracker, subjects, log } = ctx;
 
   /** A device token must be signed by an active key of the device's own app. */
@@ -101,6 +105,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
     }
     await devices.bind(device, check.subject);
     device.userId = check.subject;
+    await devices.reloadProfiles(device);
     setInterest(ws, device);
     node.sendFrame(ws, { t: FrameType.BOUND, user: device.userId });
     await devices.adoptUserMessages(device);
@@ -110,6 +115,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
   async function unbind(ws: Socket, device: Device): Promise<void> {
     await devices.bind(device, null);
     device.userId = null;
+    await devices.reloadProfiles(device);
     setInterest(ws, device);
     node.sendFrame(ws, { t: FrameType.BOUND, user: null });
   }
@@ -125,7 +131,7 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
       });
   }
 
-  return (ws, frame) => {
+  const handle = (ws: Socket, frame: ClientFrame): void => {
     const session = ws.getUserData();
     if (session.state === 'new') {
       if (frame.t !== FrameType.AUTH && frame.t !== FrameType.REGISTER) return node.close(ws, CloseCode.NOT_AUTHENTICATED);
@@ -155,20 +161,28 @@ export function createFrameHandler(ctx: HandlerContext): (ws: Socket, frame: Cli
       case FrameType.TAGS:
         if (!device.tagsWritable) return node.close(ws, CloseCode.FORBIDDEN, 'the app does not let devices set tags');
         return serially(ws, async () => {
-          const tags = await devices.changeTags(device, frame.add ?? [], frame.remove ?? []);
-          if (!tags) return node.close(ws, CloseCode.INVALID_FRAME, 'too many tags');
-          device.tags = new Set(tags);
+          const own = await changeDeviceTags(ctx.db, device.id, frame.add ?? [], frame.remove ?? []);
+          if (!own) return node.close(ws, CloseCode.INVALID_FRAME, 'too many tags');
+          setProfiles(device, own, device.user);
         });
       case FrameType.ATTRIBUTES:
         if (!device.tagsWritable) return node.close(ws, CloseCode.FORBIDDEN, 'the app does not let devices set attributes');
         return serially(ws, async () => {
-          const attributes = await devices.changeAttributes(device, frame.set);
-          if (!attributes) return node.close(ws, CloseCode.INVALID_FRAME, 'too many attributes');
-          device.attributes = attributes;
+          const own = await changeDeviceAttributes(ctx.db, device.id, frame.set);
+          if (!own) return node.close(ws, CloseCode.INVALID_FRAME, 'too many attributes');
+          setProfiles(device, own, device.user);
         });
       case FrameType.AUTH:
       case FrameType.REGISTER:
         return node.close(ws, CloseCode.INVALID_FRAME, 'already authenticated');
     }
   };
+
+  /** The business server changed this device's or its user's tags or attributes. */
+  const reloadProfile = (ws: Socket): void => {
+    const device = ws.getUserData().device;
+    if (device) serially(ws, () => devices.reloadProfiles(device));
+  };
+
+  return { handle, reloadProfile };
 }

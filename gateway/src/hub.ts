@@ -2,11 +2,11 @@
  * Local interest in NATS subjects: the first socket interested in a subject subscribes the node,
  * the last one to leave unsubscribes it. Each NATS message is handed once to the local sockets.
  */
-import type { NatsConnection, Subscription } from '@nats-io/transport-node';
+import type { Msg, NatsConnection, Subscription } from '@nats-io/transport-node';
 
 /** Hands one NATS message to the local sockets interested in its subject. */
 export interface Deliverer<S> {
-  (subject: string, sockets: ReadonlySet<S>, data: Uint8Array): void;
+  (subject: string, sockets: ReadonlySet<S>, msg: Msg): void;
 }
 
 export class Hub<S> {
@@ -28,7 +28,7 @@ export class Hub<S> {
     const subscription = this.nc.subscribe(subject, {
       callback: (error, msg) => {
         if (error) return this.onError(subject, error);
-        this.deliver(subject, sockets, msg.data);
+        this.deliver(subject, sockets, msg);
       },
     });
     this.interest.set(subject, { sockets, subscription });

@@ -69,7 +69,7 @@ export function parseCondition(value: unknown): Condition {
   return value as Condition;
 }
 
-/** What a condition is evaluated against. */
+/** What a condition is evaluated against: a device's tags and attributes merged with its user's. */
 export interface DeviceProfile {
   tags: ReadonlySet<string>;
   attributes: Readonly<Record<string, string>>;
@@ -97,8 +97,9 @@ const FACT_COLUMNS: Record<DeviceFact, string> = {
 };
 
 /**
- * The same condition as a SQL predicate over `devices` (alias d). Values become parameters
- * appended to `params`; only column names from the fixed table above are spliced.
+ * The same condition as a SQL predicate over `devices` (alias d) left-joined to its user's
+ * `user_profiles` (alias up): tags of either count, the user's attribute value wins. Values become
+ * parameters appended to `params`; only column names from the fixed table above are spliced.
  */
 export function conditionSql(c: Condition, params: unknown[]): string {
   const param = (value: unknown): string => {
@@ -107,8 +108,14 @@ export function conditionSql(c: Condition, params: unknown[]): string {
   };
   const valueSql = (column: string, v: { equals?: string; in?: string[] }): string =>
     v.equals !== undefined ? `${column} = ${param(v.equals)}` : `${column} = ANY(${param(v.in)}::text[])`;
-  if ('tag' in c) return `d.tags @> ARRAY[${param(c.tag)}::text]`;
-  if ('attribute' in c) return valueSql(`(d.attributes ->> ${param(c.attribute)})`, c);
+  if ('tag' in c) {
+    const tag = param(c.tag);
+    return `(d.tags @> ARRAY[${tag}::text] OR coalesce(up.tags @> ARRAY[${tag}::text], false))`;
+  }
+  if ('attribute' in c) {
+    const name = param(c.attribute);
+    return valueSql(`coalesce(up.attributes ->> ${name}, d.attributes ->> ${name})`, c);
+  }
   if ('fact' in c) return valueSql(`d.${FACT_COLUMNS[c.fact]}`, c);
   if ('and' in c) return `(${c.and.map((x) => conditionSql(x, params)).join(' AND ')})`;
   if ('or' in c) return `(${c.or.map((x) => conditionSql(x, params)).join(' OR ')})`;

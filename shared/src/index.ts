@@ -16,3 +16,4 @@ export * from './master-key.js';
 export * from './tokens.js';
 export * from './condition.js';
 export * from './broadcast.js';
+export * from './profiles.js';

@@ -51,7 +51,12 @@ async function countReached(db: Db | DbClient, app: string, audience: Audience, 
   if (audience === 'bound') where.push('d.user_id IS NOT NULL');
   if (audience === 'unbound') where.push('d.user_id IS NULL');
   if (condition) where.push(conditionSql(condition, params));
-  const result = await db.query<{ n: number }>(`SELECT count(*)::int AS n FROM devices d WHERE ${where.join(' AND ')}`, params);
+  const result = await db.query<{ n: number }>(
+    `SELECT count(*)::int AS n FROM devices d
+     LEFT JOIN user_profiles up ON up.app_id = d.app_id AND up.user_id = d.user_id
+     WHERE ${where.join(' AND ')}`,
+    params,
+  );
   return result.rows[0]?.n ?? 0;
 }
 

@@ -2,6 +2,7 @@
  * Reports, answered by analytics over NATS request/reply:
  * - GET /v1/reports/messages/{id}: a message's funnel (targeted from the inbox, then distinct
  *   devices per event kind from analytics) and its rates;
+ * - GET /v1/reports/tasks/{id}: the same for the messages of a multiple push, added up;
  * - GET /v1/reports/series: event counts per minute, hour or day (UTC), split by platform, app
  *   version, channel and push type.
  */
@@ -32,12 +33,10 @@ const Counts = Type.Object({
 });
 const Rate = Type.Union([Type.Number(), Type.Null()]);
 
-const MessageReport = Type.Object({
+const FunnelReport = Type.Object({
   id: Type.String(),
-  /** Devices the message was addressed to (its inbox rows). */
-  targeted: Type.Integer(),
-  /** Distinct devices per event kind. */
-  counts: Counts,
+  targeted: Type.Integer({ description: 'devices the message (or the messages of the task) was addressed to' }),
+  counts: Type.Object(Counts.properties, { description: 'distinct devices per event kind (for a task: distinct message and device pairs)' }),
   rates: Type.Object({
     delivery: Rate,
     display: Rate,
@@ -100,34 +99,51 @@ const rate = (part: number, whole: number): number | null => (whole === 0 ? null
 const split = (value: string | undefined): string[] | undefined => (value === undefined ? undefined : [...new Set(value.split(','))]);
 
 export function reportRoutes(app: Api, deps: { nc: NatsConnection; subjects: Subjects; db: Db }): void {
-  app.get(
-    '/v1/reports/messages/:id',
-    { schema: { params: Type.Object({ id: Type.String({ format: 'uuid' }) }), response: { 200: MessageReport } } },
-    async (request) => {
-      const appId = appOf(request);
-      const { id } = request.params;
-      const found = await deps.db.query('SELECT 1 FROM messages WHERE id = $1 AND app_id = $2', [id, appId]);
-      if (found.rowCount === 0) throw new ApiError('MESSAGE_NOT_FOUND', `no message ${id} in this app`);
-      const [inbox, reply] = await Promise.all([
-        deps.db.query<{ n: number }>('SELECT count(*)::int AS n FROM inbox WHERE message_id = $1', [id]),
-        ask(deps.nc, deps.subjects.reportFunnel, { app: appId, message: id }),
-      ]);
-      const funnel = (reply.funnel ?? {}) as Record<string, number>;
-      const counts = Object.fromEntries(KINDS.map((k) => [k, funnel[k] ?? 0])) as Record<Kind, number>;
-      const targeted = inbox.rows[0]?.n ?? 0;
-      return {
-        id,
-        targeted,
-        counts,
-        rates: {
-          delivery: rate(counts.delivered, targeted),
-          display: rate(counts.arrived, counts.delivered),
-          open: rate(counts.opened, counts.arrived),
-        },
-        channels: (reply.channels ?? {}) as Record<string, Record<string, number>>,
-      };
-    },
-  );
+  /** Messages of this app matching `condition` ($1 is the id, $2 the app), each with its targeted devices. */
+  const messagesOf = (condition: string, id: string, appId: string) =>
+    deps.db.query<{ id: string; targeted: number }>(
+      // A broadcast records how many devices it aimed at; other messages have one inbox row per device.
+      `SELECT m.id, coalesce(m.targeted, (SELECT count(*)::int FROM inbox i WHERE i.message_id = m.id)) AS targeted
+       FROM messages m WHERE ${condition} AND m.app_id = $2`,
+      [id, appId],
+    );
+
+  const funnelOf = async (appId: string, id: string, messages: { id: string; targeted: number }[]): Promise<Static<typeof FunnelReport>> => {
+    const ids = messages.map((m) => m.id);
+    const reply = await ask(deps.nc, deps.subjects.reportFunnel, ids.length === 1 ? { app: appId, message: ids[0] } : { app: appId, messages: ids });
+    const funnel = (reply.funnel ?? {}) as Record<string, number>;
+    const counts = Object.fromEntries(KINDS.map((k) => [k, funnel[k] ?? 0])) as Record<Kind, number>;
+    const targeted = messages.reduce((sum, m) => sum + m.targeted, 0);
+    return {
+      id,
+      targeted,
+      counts,
+      rates: {
+        delivery: rate(counts.delivered, targeted),
+        display: rate(counts.arrived, counts.delivered),
+        open: rate(counts.opened, counts.arrived),
+      },
+      channels: (reply.channels ?? {}) as Record<string, Record<string, number>>,
+    };
+  };
+
+  const Id = Type.Object({ id: Type.String({ format: 'uuid' }) });
+
+  app.get('/v1/reports/messages/:id', { schema: { params: Id, response: { 200: FunnelReport } } }, async (request) => {
+    const appId = appOf(request);
+    const { id } = request.params;
+    const found = await messagesOf('m.id = $1', id, appId);
+    if (found.rowCount === 0) throw new ApiError('MESSAGE_NOT_FOUND', `no message ${id} in this app`);
+    return funnelOf(appId, id, found.rows);
+  });
+
+  app.get('/v1/reports/tasks/:id', { schema: { params: Id, response: { 200: FunnelReport } } }, async (request) => {
+    const appId = appOf(request);
+    const { id } = request.params;
+    const found = await messagesOf('m.task_id = $1', id, appId);
+    if (found.rowCount === 0) throw new ApiError('TASK_NOT_FOUND', `no task ${id} in this app`);
+    return funnelOf(appId, id, found.rows);
+  });
 
   app.get('/v1/reports/series', { schema: { querystring: SeriesQuery, response: { 200: SeriesReport } } }, async (request) => {
     const query = request.query;

@@ -114,6 +114,29 @@ export interface KeyInfo {
   createdAt: string;
 }
 
+export interface Profile {
+  tags: string[];
+  attributes: Record<string, string>;
+}
+
+export interface DeviceInfo extends Profile {
+  id: string;
+  userId: string | null;
+  platform: string;
+  osVersion: string | null;
+  appVersion: string | null;
+  sdkVersion: string | null;
+  locale: string | null;
+  timezone: string | null;
+  /** vendor -> masked token */
+  vendorTokens: Record<string, string>;
+  createdAt: string;
+  lastSeenAt: string;
+}
+
+const profilePath = (of: PushTarget) =>
+  'device' in of ? `/v1/devices/${encodeURIComponent(of.device)}` : `/v1/users/${encodeURIComponent(of.user)}`;
+
 export class PushClient {
   private readonly key: SigningKey;
 
@@ -204,6 +227,24 @@ export class PushClient {
 
   deleteTemplate(name: string): Promise<void> {
     return this.request('DELETE', `/v1/templates/${encodeURIComponent(name)}`);
+  }
+
+  device(id: string): Promise<DeviceInfo> {
+    return this.request('GET', `/v1/devices/${encodeURIComponent(id)}`);
+  }
+
+  user(id: string): Promise<Profile & { userId: string; devices: DeviceInfo[] }> {
+    return this.request('GET', `/v1/users/${encodeURIComponent(id)}`);
+  }
+
+  /** Tags of a device (`{ device }`) or of a user (`{ user }`), shared by all the user's devices. */
+  changeTags(of: PushTarget, change: { add?: string[]; remove?: string[] }): Promise<Profile> {
+    return this.request('POST', `${profilePath(of)}/tags`, change);
+  }
+
+  /** Sets attributes of a device or user; a null value removes one. */
+  changeAttributes(of: PushTarget, set: Record<string, string | null>): Promise<Profile> {
+    return this.request('POST', `${profilePath(of)}/attributes`, { set });
   }
 
   pushBroadcast(push: BroadcastPush): Promise<Accepted> {

@@ -1,0 +1,73 @@
+/**
+ * Tags and attributes of devices and users: the one place they are changed, by the device itself
+ * (through the gateway) or by the business server (through the API). Each change keeps the limits
+ * in one statement: over a limit, nothing changes and undefined comes back.
+ */
+import type { Db } from './db.js';
+import { Limits } from './protocol/index.js';
+
+export interface Profile {
+  tags: string[];
+  attributes: Record<string, string>;
+}
+
+/** A NATS header on a device or user subject: "the profile changed, reload it" (not a device frame). */
+export const CONTROL_HEADER = 'Mps-Control';
+export const PROFILE_CHANGED = 'profile';
+
+const mergedTags = (column: string) =>
+  `ARRAY(SELECT DISTINCT x FROM unnest(${column} || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x)`;
+const mergedAttributes = (column: string) => `jsonb_strip_nulls(${column} || $2::jsonb)`;
+const attributeCount = (expression: string) => `(SELECT count(*) FROM jsonb_object_keys(${expression}))`;
+
+export async function changeDeviceTags(db: Db, device: string, add: string[], remove: string[]): Promise<Profile | undefined> {
+  const r = await db.query<Profile>(
+    `UPDATE devices SET tags = ${mergedTags('tags')}
+     WHERE id = $1 AND cardinality(${mergedTags('tags')}) <= $4
+     RETURNING tags, attributes`,
+    [device, add, remove, Limits.TAGS_PER_DEVICE],
+  );
+  return r.rows[0];
+}
+
+/** Null values remove an attribute. */
+export async function changeDeviceAttributes(db: Db, device: string, set: Record<string, string | null>): Promise<Profile | undefined> {
+  const r = await db.query<Profile>(
+    `UPDATE devices SET attributes = ${mergedAttributes('attributes')}
+     WHERE id = $1 AND ${attributeCount(mergedAttributes('attributes'))} <= $3
+     RETURNING tags, attributes`,
+    [device, JSON.stringify(set), Limits.ATTRIBUTES],
+  );
+  return r.rows[0];
+}
+
+async function upsertUser(db: Db, app: string, user: string): Promise<void> {
+  await db.query('INSERT INTO user_profiles (app_id, user_id) VALUES ($1, $2) ON CONFLICT DO NOTHING', [app, user]);
+}
+
+export async function changeUserTags(db: Db, app: string, user: string, add: string[], remove: string[]): Promise<Profile | undefined> {
+  await upsertUser(db, app, user);
+  const r = await db.query<Profile>(
+    `UPDATE user_profiles SET tags = ${mergedTags('tags')}, updated_at = now()
+     WHERE app_id = $1 AND user_id = $5 AND cardinality(${mergedTags('tags')}) <= $4
+     RETURNING tags, attributes`,
+    [app, add, remove, Limits.TAGS_PER_DEVICE, user],
+  );
+  return r.rows[0];
+}
+
+export async function changeUserAttributes(db: Db, app: string, user: string, set: Record<string, string | null>): Promise<Profile | undefined> {
+  await upsertUser(db, app, user);
+  const r = await db.query<Profile>(
+    `UPDATE user_profiles SET attributes = ${mergedAttributes('attributes')}, updated_at = now()
+     WHERE app_id = $1 AND user_id = $4 AND ${attributeCount(mergedAttributes('attributes'))} <= $3
+     RETURNING tags, attributes`,
+    [app, JSON.stringify(set), Limits.ATTRIBUTES, user],
+  );
+  return r.rows[0];
+}
+
+export async function userProfile(db: Db, app: string, user: string): Promise<Profile> {
+  const r = await db.query<Profile>('SELECT tags, attributes FROM user_profiles WHERE app_id = $1 AND user_id = $2', [app, user]);
+  return r.rows[0] ?? { tags: [], attributes: {} };
+}
