@@ -41,7 +41,7 @@ device=$(node -p 'require(process.argv[1]).device' "$DATA_DIR/demo-device.json" 
 
 cat >&2 <<MSG
 
-  control plane (push API)  http://127.0.0.1:$api_port   (health: /healthz)
+  control plane (push API)  http://127.0.0.1:$api_port   (reference: /reference, OpenAPI: /openapi.json)
   gateway (devices)         ws://127.0.0.1:$gw_port/v1/device   ($gateways processes)
   gateway metrics           http://127.0.0.1:$admin_base/metrics ... one admin port per gateway process
   demo credentials          $DATA_DIR/demo.json

@@ -29,6 +29,7 @@ describe('control plane API', () => {
       log: createLogger('control-plane', 'silent'),
       defaultTtlS: 3600,
       maxTtlS: 7 * 86_400,
+      rateLimitPerS: 1000,
     });
   });
 
@@ -167,6 +168,36 @@ describe('control plane API', () => {
         expect(after.rows[0]).toEqual(before.rows[0]);
       });
     }
+  });
+
+  it('limits each app to its rate, with 429 RATE_LIMITED and Retry-After, leaving other apps alone', async () => {
+    const slow = await keys.createApp('slow');
+    await database.db.query('UPDATE apps SET rate_limit_per_s = 3 WHERE id = $1', [slow.app]);
+    const url = '/v1/messages/0193e6f1-0000-7000-8000-000000000000';
+    const statuses: number[] = [];
+    let limited: { headers: Record<string, unknown>; body: unknown } | undefined;
+    for (let i = 0; i < 5; i++) {
+      const response = await app.inject({ method: 'GET', url, headers: signedHeaders('GET', url, '', as(slow)) });
+      statuses.push(response.statusCode);
+      if (response.statusCode === 429) limited = { headers: response.headers, body: response.json() };
+    }
+    expect(statuses).toEqual([404, 404, 404, 429, 429]);
+    expect(limited?.body).toEqual({ error: { code: 'RATE_LIMITED', message: expect.stringContaining('3 requests per second') } });
+    expect(Number(limited?.headers['retry-after'])).toBeGreaterThan(0);
+    expect((await signedInject(app, 'GET', url, undefined, as(a))).status).toBe(404);
+  });
+
+  it('describes every /v1 route in /openapi.json, and renders it at /reference', async () => {
+    const doc = (await app.inject({ method: 'GET', url: '/openapi.json' })).json() as { openapi: string; paths: Record<string, Record<string, unknown>> };
+    expect(doc.openapi).toBe('3.0.3');
+    const routes = Object.entries(doc.paths).flatMap(([path, methods]) => Object.keys(methods).map((m) => `${m.toUpperCase()} ${path}`));
+    for (const route of ['POST /v1/push/simple', 'POST /v1/push/broadcast', 'GET /v1/messages/{id}', 'POST /v1/keys', 'PUT /v1/templates/{name}']) {
+      expect(routes).toContain(route);
+    }
+    expect(routes.every((r) => r.includes(' /v1/'))).toBe(true);
+    const page = await app.inject({ method: 'GET', url: '/reference' });
+    expect(page.headers['content-type']).toContain('text/html');
+    expect(page.body).toContain('<code>POST /v1/push/simple</code>');
   });
 
   it('answers an unknown route with a JSON 404', async () => {

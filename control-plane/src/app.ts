@@ -1,15 +1,17 @@
 /** The control plane's HTTP app, built from its dependencies and tested through inject(). */
 import Fastify, { type FastifyBaseLogger, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import rateLimit from '@fastify/rate-limit';
 import type { Db, Logger, NatsConnection, Subjects } from '@mps/shared';
 import type { Api } from './api.js';
-import { registerSignatureCheck } from './auth.js';
+import { appOf, registerSignatureCheck } from './auth.js';
 import { ApiError, errorBody } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
 import { broadcastRoutes } from './routes/broadcast.js';
 import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
+import { registerOpenApi, serveOpenApi } from './openapi.js';
 import { profileRoutes } from './routes/profiles.js';
 import { pushRoutes } from './routes/push.js';
 import { revokeRoutes } from './routes/revoke.js';
@@ -25,6 +27,7 @@ export interface AppDeps {
   log: Logger;
   defaultTtlS: number;
   maxTtlS: number;
+  rateLimitPerS: number;
 }
 
 const BODY_LIMIT = 1024 * 1024;
@@ -65,11 +68,22 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     reply.code(404).send(errorBody('NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`));
   });
 
-  app.get('/healthz', async () => ({ ok: true }));
+  await registerOpenApi(app);
+  app.get('/healthz', { schema: { hide: true } }, async () => ({ ok: true }));
+  serveOpenApi(app);
 
   const templates = new TemplateStore(deps.db);
   await app.register(async (v1: Api) => {
     registerSignatureCheck(v1, deps.keys, deps.nonces);
+    // Counted per app once the request is authenticated, on this process (see docs/api.md).
+    await v1.register(rateLimit, {
+      hook: 'preHandler',
+      timeWindow: 1000,
+      keyGenerator: (request) => appOf(request),
+      max: (request) => request.apiKey?.rateLimitPerS ?? deps.rateLimitPerS,
+      errorResponseBuilder: (_, context) =>
+        new ApiError('RATE_LIMITED', `more than ${context.max} requests per second; retry after ${context.after}`),
+    });
     pushRoutes(v1, { ...deps, templates });
     broadcastRoutes(v1, deps);
     templateRoutes(v1, templates);

@@ -10,6 +10,7 @@ export const controlPlaneSpec = {
   }),
   DEFAULT_TTL_S: int({ min: 1, default: 86_400, desc: 'validity period of a message that gives none, in seconds' }),
   MAX_TTL_S: int({ min: 1, default: 7 * 86_400, desc: 'the longest validity period a message may ask for, in seconds' }),
+  RATE_LIMIT_PER_S: int({ min: 1, default: 2000, desc: "requests per second one app may make on one control-plane process (apps.rate_limit_per_s overrides)" }),
   KEY_CACHE_MS: int({ min: 0, default: 10_000, desc: 'how long an API key lookup is cached (a disabled key stops working within this)' }),
 };
 

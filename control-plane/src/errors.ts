@@ -27,6 +27,7 @@ export const ErrorCode = {
   KEY_LIMIT: 409,
   LAST_ACTIVE_KEY: 409,
   NOT_FOUND: 404,
+  RATE_LIMITED: 429,
   INTERNAL: 500,
   UNAVAILABLE: 503,
 } as const;

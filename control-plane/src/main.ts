@@ -37,6 +37,7 @@ await runMain(async () => {
     log,
     defaultTtlS: config.DEFAULT_TTL_S,
     maxTtlS: config.MAX_TTL_S,
+    rateLimitPerS: config.RATE_LIMIT_PER_S,
   });
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
 

@@ -12,6 +12,8 @@ export type ApiKey = VerifyingKey & {
   id: string;
   app: string;
   status: 'active' | 'disabled';
+  /** The app's own request rate limit, if it has one. */
+  rateLimitPerS: number | null;
 };
 
 export class ApiKeyLookup {
@@ -37,9 +39,14 @@ export class ApiKeyLookup {
       kind: KeyKind;
       secret_sealed: Buffer | null;
       public_key: string | null;
-    }>('SELECT app_id, status, kind, secret_sealed, public_key FROM app_keys WHERE id = $1', [keyId]);
+      rate_limit_per_s: number | null;
+    }>(
+      `SELECT k.app_id, k.status, k.kind, k.secret_sealed, k.public_key, a.rate_limit_per_s
+       FROM app_keys k JOIN apps a ON a.id = k.app_id WHERE k.id = $1`,
+      [keyId],
+    );
     const row = result.rows[0];
-    const base = row && { id: keyId, app: row.app_id, status: row.status };
+    const base = row && { id: keyId, app: row.app_id, status: row.status, rateLimitPerS: row.rate_limit_per_s };
     const key: ApiKey | undefined = !row || !base
       ? undefined
       : row.kind === 'hmac'

@@ -48,6 +48,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
     log,
     defaultTtlS: 3600,
     maxTtlS: 7 * 86_400,
+    rateLimitPerS: 1000,
   });
   const ledger = await startLedger({ nc: nats.nc, js: jetstream(nats.nc), db: database.db, subjects: nats.subjects, log });
   const apiUrl = await app.listen({ host: '127.0.0.1', port: 0 });
