@@ -53,6 +53,8 @@ describe('device protocol', () => {
       ['made for connecting, not binding', (device) => stack.api(app).connectToken(device)],
       ['for another device', () => stack.api(app).bindToken('mallory', { device: '0193e6f1-0000-7000-8000-000000000000' })],
       ['not a JWT', async () => 'not-a-token'],
+      ['with an empty user id', () => signDeviceToken({ keyId: app.keyId, key: { kind: 'hmac', secret: app.secret }, audience: TokenAudience.BIND, subject: '', ttlS: 60 })],
+      ['with a user id over 128 characters', () => stack.api(app).bindToken('u'.repeat(129))],
     ];
     for (const [what, token] of forged) {
       it(`refuses a bind token ${what}: the socket is closed with bind_rejected and nothing is bound`, async () => {
@@ -124,6 +126,42 @@ describe('device protocol', () => {
     await api.revoke(pushed.messageId);
     await eventually(async () => (device.revoked.includes(pushed.messageId) ? true : undefined), 5000, 'the revoke frame');
     expect(device.revoked).toEqual([pushed.messageId]);
+  });
+
+  it('keeps one connection per device: a second one replaces the first, which stops', async () => {
+    const credentials = new MemoryCredentialStore();
+    const first = await stack.device(app, { credentials });
+    const reasons: (string | undefined)[] = [];
+    first.client.on('error', (e) => reasons.push(e.close?.reason));
+    const second = await stack.device(app, { credentials: new MemoryCredentialStore(await credentials.load()) });
+    expect(second.id).toBe(first.id);
+    await eventually(async () => (first.client.state === 'closed' ? true : undefined), 5000, 'the first connection to stop');
+    expect(reasons).toEqual([CloseCode.REPLACED.reason]);
+    const pushed = await stack.api(app).pushSimple({ target: { device: second.id }, title: 'only once' });
+    expect((await second.waitFor(1))[0]?.id).toBe(pushed.messageId);
+    expect(first.shown).toEqual([]);
+  });
+
+  it('shows a message again after the app handler failed on it (it was not acked)', async () => {
+    const credentials = new MemoryCredentialStore();
+    let failures = 1;
+    const shown: string[] = [];
+    const device = await stack.device(app, {
+      credentials,
+      onMessage: (m) => {
+        if (failures-- > 0) throw new Error('app crashed while showing it');
+        shown.push(m.id);
+      },
+    });
+    const errors: string[] = [];
+    device.client.on('error', (e) => errors.push(e.code));
+    const pushed = await stack.api(app).pushSimple({ target: { device: device.id }, title: 'retry me' });
+    await eventually(async () => (errors.includes('handler') ? true : undefined), 5000, 'the handler error');
+    device.client.close();
+    const again = await stack.device(app, { credentials, onMessage: (m) => void shown.push(m.id) });
+    await eventually(async () => (shown.length === 1 ? true : undefined), 5000, 'the message shown on the next connection');
+    expect(shown).toEqual([pushed.messageId]);
+    again.client.close();
   });
 
   describe('connect tokens', () => {

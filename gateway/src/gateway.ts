@@ -3,11 +3,14 @@
  * forwards messages as they arrive and redelivers what is pending, and turns device reports into
  * tracking events. Nothing durable lives here: a killed gateway loses nothing.
  */
+import { randomBytes } from 'node:crypto';
 import uWS from 'uWebSockets.js';
 import {
   BroadcastDecodeError,
   CloseCode,
+  CONNECTION_HEADER,
   CONTROL_HEADER,
+  DEVICE_REPLACED,
   PROFILE_CHANGED,
   decodeBroadcast,
   decodeClientFrame,
@@ -26,6 +29,7 @@ import {
   type Subjects,
 } from '@mps/shared';
 import type { JetStreamClient } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { GatewayConfig } from './config.js';
 import { DeviceStore } from './devices.js';
 import { createFrameHandler } from './handlers.js';
@@ -78,6 +82,8 @@ export interface Node {
   deliverPending(sockets: Socket[]): Promise<void>;
   /** Sends the broadcasts a device missed since its cursor that are for it. */
   catchUpBroadcasts(ws: Socket): Promise<void>;
+  /** Closes the device's other connections, on this gateway or another (one connection per device). */
+  replaceOthers(ws: Socket): void;
   pushTypes: PushTypes;
 }
 
@@ -143,8 +149,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     deps.nc,
     (subject, sockets, msg) => {
       if (subject.startsWith(broadcastPrefix)) return broadcast(subject, sockets, msg.data);
-      if (msg.headers?.get(CONTROL_HEADER) === PROFILE_CHANGED) {
+      const control = msg.headers?.get(CONTROL_HEADER);
+      if (control === PROFILE_CHANGED) {
         for (const ws of sockets) frames.reloadProfile(ws);
+        return;
+      }
+      if (control === DEVICE_REPLACED) {
+        const newest = msg.headers?.get(CONNECTION_HEADER);
+        for (const ws of sockets) if (ws.getUserData().connection !== newest) close(ws, CloseCode.REPLACED);
         return;
       }
       pushTypes.rememberFrame(msg.data);
@@ -188,6 +200,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     deliverPending,
     catchUpBroadcasts,
     pushTypes,
+    replaceOthers: (ws) => {
+      const { device, connection } = ws.getUserData();
+      if (!device) return;
+      const h = natsHeaders();
+      h.set(CONTROL_HEADER, DEVICE_REPLACED);
+      h.set(CONNECTION_HEADER, connection);
+      deps.nc.publish(deps.subjects.device(device.app, device.id), new Uint8Array(0), { headers: h });
+    },
   };
   const frames = createFrameHandler({ db: deps.db, node, devices, tracker, keys: deps.keys, subjects: deps.subjects, config, log, metrics });
 
@@ -229,6 +249,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       const session: Session = {
         ip,
+        connection: randomBytes(9).toString('base64url'),
         state: 'new',
         authTimer: undefined,
         device: undefined,

@@ -39,6 +39,9 @@ export interface HandlerContext {
 
 type TokenCheck = VerifiedToken | 'expired' | 'invalid';
 
+/** The longest user id, as the push API accepts it. */
+const MAX_USER_ID = 128;
+
 export function createFrameHandler(ctx: HandlerContext) {
   const { node, devices, tracker, subjects, log } = ctx;
 
@@ -84,6 +87,7 @@ export function createFrameHandler(ctx: HandlerContext) {
     session.device = device;
     session.state = 'ready';
     setInterest(ws, device);
+    node.replaceOthers(ws);
     ws.subscribe(broadcastTopic(device.app));
     node.sendFrame(ws, {
       t: FrameType.READY,
@@ -102,6 +106,9 @@ export function createFrameHandler(ctx: HandlerContext) {
     if (check === 'expired' || check === 'invalid') return node.close(ws, CloseCode.BIND_REJECTED, `bind token ${check}`);
     if (check.device !== undefined && check.device !== device.id) {
       return node.close(ws, CloseCode.BIND_REJECTED, 'bind token is for another device');
+    }
+    if (check.subject === '' || check.subject.length > MAX_USER_ID) {
+      return node.close(ws, CloseCode.BIND_REJECTED, `a user id is 1-${MAX_USER_ID} characters`);
     }
     await devices.bind(device, check.subject);
     device.userId = check.subject;

@@ -3,6 +3,8 @@ import type { Device } from './devices.js';
 /** Per-socket state, kept in uWS user data. */
 export interface Session {
   readonly ip: string;
+  /** Identifies this connection among the device's connections, across gateways. */
+  readonly connection: string;
   state: 'new' | 'authenticating' | 'ready' | 'closed';
   authTimer: NodeJS.Timeout | undefined;
   device: Device | undefined;

@@ -11,9 +11,15 @@ export interface Profile {
   attributes: Record<string, string>;
 }
 
-/** A NATS header on a device or user subject: "the profile changed, reload it" (not a device frame). */
+/**
+ * A NATS header on a device or user subject marks a control message for the gateways, not a device
+ * frame: "the profile changed, reload it", or "this device connected again elsewhere" (with the
+ * new connection's id in CONNECTION_HEADER).
+ */
 export const CONTROL_HEADER = 'Mps-Control';
 export const PROFILE_CHANGED = 'profile';
+export const DEVICE_REPLACED = 'replaced';
+export const CONNECTION_HEADER = 'Mps-Connection';
 
 const mergedTags = (column: string) =>
   `ARRAY(SELECT DISTINCT x FROM unnest(${column} || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x)`;

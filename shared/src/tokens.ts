@@ -75,8 +75,10 @@ export async function verifyDeviceToken(token: string, key: VerifyingKey, audien
       algorithms: [ALG[key.kind]],
       requiredClaims: ['sub', 'exp'],
     });
-    return { subject: payload.sub as string, device: typeof payload.dev === 'string' ? payload.dev : undefined };
+    if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid', 'token subject must be a non-empty string');
+    return { subject: payload.sub, device: typeof payload.dev === 'string' ? payload.dev : undefined };
   } catch (cause) {
+    if (cause instanceof TokenError) throw cause;
     if (cause instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired', { cause });
     throw new TokenError('invalid', 'token is not valid', { cause });
   }

@@ -4,6 +4,7 @@
  * Runs in browsers (global WebSocket) and Node (pass the `ws` package as `WebSocket`).
  */
 import {
+  CloseCode,
   closeInfo,
   decodeServerFrame,
   encodeFrame,
@@ -92,6 +93,8 @@ export interface DeviceClientEvents extends Record<string, unknown> {
 }
 
 const ACK_BATCH = 256;
+/** A connection that stayed up this long resets the reconnect backoff. */
+const STABLE_MS = 5000;
 const OPEN = 1;
 
 export class DeviceClient extends Emitter<DeviceClientEvents> {
@@ -102,6 +105,8 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private lastReceived = 0;
   private pendingAcks: string[] = [];
+  private handling: Promise<void> = Promise.resolve();
+  private readyAt = 0;
   private readonly seen: RecentIds;
   private readonly credentials: CredentialStore;
   private readonly WebSocketImpl: WebSocketConstructor;
@@ -136,7 +141,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
         }
       });
       const offError = this.on('error', (error) => {
-        if (error.close && error.close.retry) return;
+        if (error.code !== 'closed_by_server' || error.close?.retry) return;
         offState();
         offError();
         reject(error);
@@ -186,6 +191,8 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
         resolve(user);
       });
       const offError = this.on('error', (error) => {
+        // Only the connection closing ends the wait; a frame this SDK cannot read does not.
+        if (error.code !== 'closed_by_server') return;
         offBound();
         offError();
         reject(error);
@@ -261,10 +268,16 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
       this.socket = undefined;
       this.stopHeartbeat();
       if (this.stateValue === 'closed') return;
+      // Backoff starts over only after a connection that lasted: a gateway that accepts and then
+      // closes at once must not be hammered.
+      if (this.readyAt > 0 && Date.now() - this.readyAt >= STABLE_MS) this.attempt = 0;
+      this.readyAt = 0;
       const info = closeInfo(event.code);
       if (info) {
         this.emit('error', new DeviceClientError('closed_by_server', `gateway closed the connection: ${info.reason}`, info));
-        if (!info.retry) return this.setState('closed');
+        // An expired connect token is not final when the app can fetch a new one.
+        const retry = info.retry || (info === CloseCode.TOKEN_EXPIRED && this.options.connectToken !== undefined);
+        if (!retry) return this.setState('closed');
       }
       this.scheduleReconnect();
     };
@@ -285,7 +298,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
       case FrameType.READY:
         this.deviceIdValue = frame.device;
         if (frame.secret !== undefined) await this.credentials.save({ device: frame.device, secret: frame.secret });
-        this.attempt = 0;
+        this.readyAt = Date.now();
         this.startHeartbeat(frame.heartbeat);
         this.setState('ready');
         return;
@@ -318,10 +331,23 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     }, after);
   }
 
-  private async receive(message: MessageFrame): Promise<void> {
+  /** Messages are handled one at a time, in the order they arrive, so acks follow send order. */
+  private receive(message: MessageFrame): Promise<void> {
+    this.handling = this.handling.then(() => this.show(message));
+    return this.handling;
+  }
+
+  private async show(message: MessageFrame): Promise<void> {
     if (this.seen.add(message.id) && message.exp > Date.now()) {
-      this.emit('message', message);
-      await this.options.onMessage?.(message);
+      try {
+        this.emit('message', message);
+        await this.options.onMessage?.(message);
+      } catch (cause) {
+        // Not acked and forgotten: the gateway resends it on the next connection and it is shown then.
+        this.seen.delete(message.id);
+        this.emit('error', new DeviceClientError('handler', `the message handler failed for ${message.id}`, undefined, { cause }));
+        return;
+      }
     }
     // Duplicates and expired messages are acked too, so the gateway stops resending them.
     this.ack(message.id);

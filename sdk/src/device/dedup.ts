@@ -15,6 +15,10 @@ export class RecentIds {
     return true;
   }
 
+  delete(id: string): void {
+    this.ids.delete(id);
+  }
+
   get size(): number {
     return this.ids.size;
   }
