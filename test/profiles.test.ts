@@ -69,6 +69,11 @@ describe('device and user profiles', () => {
     await settle();
     expect(other.shown).toEqual([]);
 
+    // Once its ack is recorded, the reconnecting phone is sent only what it missed.
+    await eventually(async () => {
+      const r = await stack.database.db.query<{ broadcast_cursor: string }>('SELECT broadcast_cursor FROM devices WHERE id = $1', [phone.id]);
+      return r.rows[0]?.broadcast_cursor === first.messageId ? true : undefined;
+    });
     phone.client.close();
     const second = await api.pushBroadcast({ title: 'still gold', condition });
     const back = await stack.device(app, { credentials });

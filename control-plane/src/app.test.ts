@@ -1,3 +1,4 @@
+import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createLogger, decodeServerFrame, MasterKey, SignatureHeader, type MessageFrame } from '@mps/shared';
 import { buildApp } from './app.js';
@@ -23,6 +24,7 @@ describe('control plane API', () => {
     app = await buildApp({
       db: database.db,
       nc: nats.nc,
+      js: jetstream(nats.nc),
       subjects: nats.subjects,
       keys,
       nonces: await NonceGuard.open(nats.nc, nats.subjects),

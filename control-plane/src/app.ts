@@ -1,6 +1,7 @@
 /** The control plane's HTTP app, built from its dependencies and tested through inject(). */
 import Fastify, { type FastifyBaseLogger, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import rateLimit from '@fastify/rate-limit';
 import type { Db, Logger, NatsConnection, Subjects } from '@mps/shared';
 import type { Api } from './api.js';
@@ -14,12 +15,14 @@ import { messageRoutes } from './routes/messages.js';
 import { registerOpenApi, serveOpenApi } from './openapi.js';
 import { profileRoutes } from './routes/profiles.js';
 import { pushRoutes } from './routes/push.js';
+import { receiptRoutes } from './routes/receipts.js';
 import { revokeRoutes } from './routes/revoke.js';
 import { templateRoutes } from './routes/templates.js';
 import { TemplateStore } from './templates.js';
 
 export interface AppDeps {
   db: Db;
+  js: JetStreamClient;
   nc: NatsConnection;
   subjects: Subjects;
   keys: KeyStore;
@@ -88,6 +91,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     broadcastRoutes(v1, deps);
     templateRoutes(v1, templates);
     profileRoutes(v1, deps);
+    receiptRoutes(v1, deps.db);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
     keyRoutes(v1, deps.keys);

@@ -11,6 +11,9 @@ export const controlPlaneSpec = {
   DEFAULT_TTL_S: int({ min: 1, default: 86_400, desc: 'validity period of a message that gives none, in seconds' }),
   MAX_TTL_S: int({ min: 1, default: 7 * 86_400, desc: 'the longest validity period a message may ask for, in seconds' }),
   RATE_LIMIT_PER_S: int({ min: 1, default: 2000, desc: "requests per second one app may make on one control-plane process (apps.rate_limit_per_s overrides)" }),
+  RECEIPT_HORIZON_S: int({ min: 60, default: 24 * 3600, desc: 'how long a failing receipt callback is retried (backoff up to 5 minutes) before results are dropped' }),
+  EXPIRY_SWEEP_MS: int({ min: 100, default: 10_000, desc: 'how often expired targets are marked (and reported) as expired' }),
+  RETENTION_DAYS: int({ min: 1, default: 7, desc: 'days a message and its per-target results are kept after it expires' }),
   KEY_CACHE_MS: int({ min: 0, default: 10_000, desc: 'how long an API key lookup is cached (a disabled key stops working within this)' }),
 };
 

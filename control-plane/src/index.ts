@@ -5,3 +5,5 @@ export { KeyStore, type CreatedApp } from './keys.js';
 export { NonceGuard } from './nonces.js';
 export { startLedger } from './ledger.js';
 export { ErrorCode, ApiError } from './errors.js';
+export { startReceipts, type ReceiptBatch, type Receipt } from './receipts.js';
+export { startExpirySweep } from './expiry.js';

@@ -12,9 +12,11 @@ import {
 } from '@mps/shared';
 import { buildApp } from './app.js';
 import { loadControlPlaneConfig } from './config.js';
+import { startExpirySweep } from './expiry.js';
 import { KeyStore } from './keys.js';
 import { startLedger } from './ledger.js';
 import { NonceGuard } from './nonces.js';
+import { startReceipts } from './receipts.js';
 
 await runMain(async () => {
   const config = loadControlPlaneConfig();
@@ -24,13 +26,17 @@ await runMain(async () => {
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
   const nc = await connectNats(config.NATS_URL, `control-plane-${process.pid}`);
+  const js = jetstream(nc);
   await ensureEventStream(await jetstreamManagerFor(nc), subjects);
   const keys = new KeyStore(db, await resolveMasterKey(config), config.KEY_CACHE_MS);
   const nonces = await NonceGuard.open(nc, subjects);
-  const ledger = await startLedger({ nc, js: jetstream(nc), db, subjects, log });
+  const ledger = await startLedger({ nc, js, db, subjects, log });
+  const receipts = await startReceipts({ nc, js, db, keys, subjects, log, horizonMs: config.RECEIPT_HORIZON_S * 1000 });
+  const expiry = startExpirySweep({ db, js, subjects, log, intervalMs: config.EXPIRY_SWEEP_MS, retentionDays: config.RETENTION_DAYS });
   const app = await buildApp({
     db,
     nc,
+    js,
     subjects,
     keys,
     nonces,
@@ -44,7 +50,7 @@ await runMain(async () => {
   const stop = async (signal: string) => {
     log.info({ signal }, 'control plane stopping');
     await app.close();
-    await ledger.stop();
+    await Promise.all([ledger.stop(), receipts.stop(), expiry.stop()]);
     await nc.drain();
     await db.end();
     process.exit(0);

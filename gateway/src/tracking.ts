@@ -1,6 +1,6 @@
 /** Publishes tracking events to the JetStream event stream without waiting on the caller's path. */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encodeEvent, newId, type Channel, type EventKind, type Logger, type Subjects } from '@mps/shared';
+import { newId, publishEvent, type Channel, type EventKind, type Logger, type Subjects } from '@mps/shared';
 import type { Device } from './devices.js';
 
 export class Tracker {
@@ -30,7 +30,7 @@ export class Tracker {
       pushType,
       at,
     };
-    this.js.publish(this.subjects.event(device.app, kind), encodeEvent(event), { msgID: id }).catch((error: unknown) => {
+    publishEvent(this.js, this.subjects, event).catch((error: unknown) => {
       this.log.error({ err: error, kind, message: messageId }, 'tracking event not published');
     });
   }

@@ -3,7 +3,9 @@
  * them to the JetStream event stream; the ledger (Postgres) and analytics (ClickHouse) consume them.
  */
 import Type, { type Static } from 'typebox';
+import type { JetStreamClient } from '@nats-io/jetstream';
 import { oneOf } from './schema.js';
+import type { Subjects } from './subjects.js';
 import { Compile } from 'typebox/compile';
 
 export const EventKind = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed'] as const;
@@ -49,4 +51,9 @@ export function decodeEvent(bytes: Uint8Array): TrackingEvent {
   }
   if (!validator.Check(value)) throw new EventDecodeError('tracking event does not match its schema');
   return value;
+}
+
+/** Publishes one event to the JetStream event stream (the event id is the stream's dedup id). */
+export function publishEvent(js: JetStreamClient, subjects: Subjects, event: TrackingEvent): Promise<unknown> {
+  return js.publish(subjects.event(event.app, event.kind), encodeEvent(event), { msgID: event.id });
 }

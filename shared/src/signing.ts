@@ -88,3 +88,19 @@ export function verifyRequest(key: VerifyingKey, parts: SignedParts, signature: 
   if (given === undefined || given.length === 0) return false;
   return verify(key.kind === 'rsa' ? 'sha256' : null, Buffer.from(canonicalString(parts)), key.publicKey, given);
 }
+
+/**
+ * Receipt callbacks are signed by the control plane with the app's HMAC key (named in x-mps-key):
+ *   signature = base64(HMAC-SHA256(secret, TIMESTAMP \n BODY))
+ */
+export function receiptSignature(secret: string, timestamp: string, body: string): string {
+  return createHmac('sha256', secret).update(`${timestamp}\n${body}`).digest('base64');
+}
+
+/** For the business server: checks a receipt callback's signature and that it is recent. */
+export function verifyReceipt(secret: string, headers: { timestamp: string; signature: string }, body: string, now = Date.now()): boolean {
+  if (!/^\d{1,16}$/.test(headers.timestamp) || Math.abs(now - Number(headers.timestamp)) > CLOCK_SKEW_MS) return false;
+  const expected = Buffer.from(receiptSignature(secret, headers.timestamp, body), 'base64');
+  const given = strictBase64(headers.signature);
+  return given !== undefined && given.length === expected.length && timingSafeEqual(given, expected);
+}

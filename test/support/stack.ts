@@ -3,7 +3,7 @@
  * and NATS prefix. Devices are the real SDK; business servers the real server SDK.
  */
 import { createLogger, MasterKey } from '@mps/shared';
-import { buildApp, KeyStore, NonceGuard, startLedger, type CreatedApp } from '@mps/control-plane';
+import { buildApp, KeyStore, NonceGuard, startExpirySweep, startLedger, startReceipts, type CreatedApp } from '@mps/control-plane';
 import { DeviceClient, PushClient, type DeviceClientOptions, type MessageFrame } from '@mps/sdk';
 import { jetstream } from '@nats-io/jetstream';
 import { createTestDatabase, createTestNats, eventually, type TestDatabase, type TestNats } from './services.js';
@@ -39,9 +39,11 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
   const keys = new KeyStore(database.db, masterKey, 0);
   const log = createLogger('test', 'silent');
   const gateway = await startTestGateway(database.db, nats, masterKey, gatewayEnv);
+  const js = jetstream(nats.nc);
   const app = await buildApp({
     db: database.db,
     nc: nats.nc,
+    js,
     subjects: nats.subjects,
     keys,
     nonces: await NonceGuard.open(nats.nc, nats.subjects),
@@ -50,7 +52,9 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
     maxTtlS: 7 * 86_400,
     rateLimitPerS: 1000,
   });
-  const ledger = await startLedger({ nc: nats.nc, js: jetstream(nats.nc), db: database.db, subjects: nats.subjects, log });
+  const ledger = await startLedger({ nc: nats.nc, js, db: database.db, subjects: nats.subjects, log });
+  const receipts = await startReceipts({ nc: nats.nc, js, db: database.db, keys, subjects: nats.subjects, log, horizonMs: 3_600_000 });
+  const expiry = startExpirySweep({ db: database.db, js, subjects: nats.subjects, log, intervalMs: 500, retentionDays: 7 });
   const apiUrl = await app.listen({ host: '127.0.0.1', port: 0 });
   const devices: DeviceClient[] = [];
 
@@ -90,7 +94,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
     stop: async () => {
       for (const d of devices) d.close();
       await app.close();
-      await ledger.stop();
+      await Promise.all([ledger.stop(), receipts.stop(), expiry.stop()]);
       await gateway.close();
       await nats.cleanup();
       await database.drop();

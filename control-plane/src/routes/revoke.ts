@@ -3,10 +3,12 @@
  * message(s) from connected devices that have them.
  */
 import Type from 'typebox';
-import { encodeBroadcast, encodeFrame, FrameType, inTransaction, type Db, type DbClient, type NatsConnection, type Subjects } from '@mps/shared';
+import { encodeBroadcast, encodeFrame, FrameType, inTransaction, type Db, type DbClient, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
+import { emitTargetEvents, TARGET_ROW_SQL, type TargetRow } from '../target-events.js';
+import type { JetStreamClient } from '@nats-io/jetstream';
 
 /** Messages older than this can no longer be revoked. */
 export const REVOKE_HORIZON_DAYS = 7;
@@ -29,6 +31,8 @@ interface Revocation {
   target: Target;
   revokedAt: Date;
   stopped: number;
+  /** The targets whose pending delivery stopped, for their 'revoked' events. */
+  targets: TargetRow[];
   /** False when it was revoked before: nothing to tell the devices again. */
   now: boolean;
 }
@@ -41,17 +45,25 @@ async function revokeOne(client: DbClient, app: string, id: string): Promise<Rev
   );
   const message = found.rows[0];
   if (!message) throw new ApiError('MESSAGE_NOT_FOUND', `no message ${id} in this app`);
-  if (message.revoked_at) return { id, target: message.target, revokedAt: message.revoked_at, stopped: 0, now: false };
+  if (message.revoked_at) return { id, target: message.target, revokedAt: message.revoked_at, stopped: 0, targets: [], now: false };
   if (message.too_old) throw new ApiError('TOO_OLD_TO_REVOKE', `messages older than ${REVOKE_HORIZON_DAYS} days cannot be revoked`);
   const revoked = await client.query<{ revoked_at: Date }>('UPDATE messages SET revoked_at = now() WHERE id = $1 RETURNING revoked_at', [id]);
-  const stopped = await client.query(`UPDATE inbox SET status = 'revoked' WHERE message_id = $1 AND status = 'pending'`, [id]);
+  const stopped = await client.query<TargetRow>(
+    `WITH r AS (UPDATE inbox SET status = 'revoked' WHERE message_id = $1 AND status = 'pending' RETURNING device_id, message_id)
+     ${TARGET_ROW_SQL}`,
+    [id],
+  );
   await client.query('DELETE FROM user_inbox WHERE message_id = $1', [id]);
-  return { id, target: message.target, revokedAt: (revoked.rows[0] as { revoked_at: Date }).revoked_at, stopped: stopped.rowCount ?? 0, now: true };
+  const revokedAt = (revoked.rows[0] as { revoked_at: Date }).revoked_at;
+  return { id, target: message.target, revokedAt, stopped: stopped.rowCount ?? 0, targets: stopped.rows, now: true };
 }
 
-export function revokeRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subjects: Subjects }): void {
+export function revokeRoutes(app: Api, deps: { db: Db; nc: NatsConnection; js: JetStreamClient; subjects: Subjects; log: Logger }): void {
   function tellDevices(appId: string, revocation: Revocation): void {
     if (!revocation.now) return;
+    emitTargetEvents(deps.js, deps.subjects, 'revoked', revocation.targets).catch((error: unknown) =>
+      deps.log.error({ err: error, message: revocation.id }, 'revoked events not published'),
+    );
     const frame = encodeFrame({ t: FrameType.REVOKE, id: revocation.id });
     const { device, user, audience } = revocation.target;
     if (device !== undefined) deps.nc.publish(deps.subjects.device(appId, device), frame);

@@ -302,3 +302,6 @@ export class PushClient {
     return signDeviceToken({ keyId: this.options.keyId, key: this.key, audience: TokenAudience.CONNECT, subject: deviceId, ttlS });
   }
 }
+
+/** Checks a receipt callback (x-mps-timestamp, x-mps-signature) against your app key's secret. */
+export { verifyReceipt } from '@mps/shared';
