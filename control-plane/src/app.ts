@@ -9,12 +9,14 @@ import { appOf, registerSignatureCheck } from './auth.js';
 import { ApiError, errorBody } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
-import { broadcastRoutes } from './routes/broadcast.js';
+import { broadcastRoutes, createBroadcastService } from './routes/broadcast.js';
 import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
 import { registerOpenApi, serveOpenApi } from './openapi.js';
 import { profileRoutes } from './routes/profiles.js';
-import { pushRoutes } from './routes/push.js';
+import { createPushService, pushRoutes } from './routes/push.js';
+import { scheduleRoutes } from './routes/schedules.js';
+import { createScheduler, type PushKind } from './scheduler.js';
 import { receiptRoutes } from './routes/receipts.js';
 import { revokeRoutes } from './routes/revoke.js';
 import { templateRoutes } from './routes/templates.js';
@@ -31,6 +33,8 @@ export interface AppDeps {
   defaultTtlS: number;
   maxTtlS: number;
   rateLimitPerS: number;
+  /** How often scheduled pushes are looked for (default 1000 ms). */
+  schedulerIntervalMs?: number;
 }
 
 const BODY_LIMIT = 1024 * 1024;
@@ -76,6 +80,15 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   serveOpenApi(app);
 
   const templates = new TemplateStore(deps.db);
+  const pushes = createPushService({ ...deps, templates });
+  const broadcasts = createBroadcastService(deps);
+  const scheduler = createScheduler({ db: deps.db, log: deps.log, intervalMs: deps.schedulerIntervalMs ?? 1000 });
+  scheduler.start({
+    fire: (appId, kind: PushKind, body) =>
+      kind === 'broadcast' ? broadcasts.broadcast(appId, body as never) : pushes[kind](appId, body as never),
+    check: async (appId, kind: PushKind, body) => (kind === 'broadcast' ? broadcasts.check(body as never) : pushes.check(appId, kind, body)),
+  });
+  app.addHook('onClose', () => scheduler.stop());
   await app.register(async (v1: Api) => {
     registerSignatureCheck(v1, deps.keys, deps.nonces);
     // Counted per app once the request is authenticated, on this process (see docs/api.md).
@@ -87,8 +100,9 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
       errorResponseBuilder: (_, context) =>
         new ApiError('RATE_LIMITED', `more than ${context.max} requests per second; retry after ${context.after}`),
     });
-    pushRoutes(v1, { ...deps, templates });
-    broadcastRoutes(v1, deps);
+    pushRoutes(v1, pushes, scheduler);
+    broadcastRoutes(v1, broadcasts, scheduler);
+    scheduleRoutes(v1, scheduler);
     templateRoutes(v1, templates);
     profileRoutes(v1, deps);
     receiptRoutes(v1, deps.db);

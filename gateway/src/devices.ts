@@ -90,6 +90,7 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
       appVersion: frame.appVersion ?? '',
       sdkVersion: frame.sdkVersion ?? '',
       locale: frame.locale ?? '',
+      timezone: frame.timezone ?? '',
     },
     own: NO_PROFILE,
     user: NO_PROFILE,

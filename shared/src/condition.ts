@@ -7,7 +7,7 @@ import Type, { type TSchema } from 'typebox';
 import { Compile } from 'typebox/compile';
 import { oneOf } from './schema.js';
 
-export const DeviceFact = ['platform', 'osVersion', 'appVersion', 'sdkVersion', 'locale'] as const;
+export const DeviceFact = ['platform', 'osVersion', 'appVersion', 'sdkVersion', 'locale', 'timezone'] as const;
 export type DeviceFact = (typeof DeviceFact)[number];
 
 const Value = Type.String({ maxLength: 128 });
@@ -94,6 +94,7 @@ const FACT_COLUMNS: Record<DeviceFact, string> = {
   appVersion: 'app_version',
   sdkVersion: 'sdk_version',
   locale: 'locale',
+  timezone: 'timezone',
 };
 
 /**

@@ -4,7 +4,8 @@
  * once, others when they reconnect (their broadcast cursor), until it expires.
  * POST /v1/push/dry-run: how many devices a condition reaches, sending nothing.
  */
-import Type from 'typebox';
+import Type, { type Static } from 'typebox';
+import { ScheduledOr, ScheduledResponses, type Scheduler } from '../scheduler.js';
 import {
   Audience,
   ConditionError,
@@ -60,25 +61,48 @@ async function countReached(db: Db | DbClient, app: string, audience: Audience, 
   return result.rows[0]?.n ?? 0;
 }
 
-export function broadcastRoutes(app: Api, deps: Ttl & { db: Db; nc: NatsConnection; subjects: Subjects }): void {
+export type BroadcastPush = Static<typeof BroadcastPush>;
+
+export function createBroadcastService(deps: Ttl & { db: Db; nc: NatsConnection; subjects: Subjects }) {
+  async function broadcast(appId: string, push: BroadcastPush): Promise<Accepted> {
+    const { audience, condition } = parseSelection(push);
+    const { message, frame } = prepareMessage(push, deps);
+    const accepted = await inTransaction(deps.db, async (client) => {
+      const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, push.businessId);
+      if (first) return first;
+      const targeted = await countReached(client, appId, audience, condition);
+      await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);
+      return { messageId: message.id, targeted, duplicate: false };
+    });
+    if (!accepted.duplicate) {
+      deps.nc.publish(deps.subjects.broadcast(appId), encodeBroadcast({ frame, audience, condition, id: message.id }));
+    }
+    return accepted;
+  }
+
+  function check(push: BroadcastPush): void {
+    parseSelection(push);
+    prepareMessage(push, deps);
+  }
+
+  const dryRun = async (appId: string, selection: { audience?: Audience; condition?: unknown }) => {
+    const { audience, condition } = parseSelection(selection);
+    return { devices: await countReached(deps.db, appId, audience, condition) };
+  };
+
+  return { broadcast, check, dryRun };
+}
+
+export type BroadcastService = ReturnType<typeof createBroadcastService>;
+
+export function broadcastRoutes(app: Api, service: BroadcastService, scheduler: Scheduler): void {
   app.post(
     '/v1/push/broadcast',
-    { schema: { body: BroadcastPush, response: { 202: Accepted, 200: Accepted } } },
+    { schema: { body: ScheduledOr(BroadcastPush), response: ScheduledResponses(Accepted) } },
     async (request, reply) => {
       const appId = appOf(request);
-      const push = request.body;
-      const { audience, condition } = parseSelection(push);
-      const { message, frame } = prepareMessage(push, deps);
-      const accepted = await inTransaction(deps.db, async (client) => {
-        const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, push.businessId);
-        if (first) return first;
-        const targeted = await countReached(client, appId, audience, condition);
-        await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);
-        return { messageId: message.id, targeted, duplicate: false };
-      });
-      if (!accepted.duplicate) {
-        deps.nc.publish(deps.subjects.broadcast(appId), encodeBroadcast({ frame, audience, condition, id: message.id }));
-      }
+      if (request.body.schedule) return reply.code(202).send(await scheduler.schedule(appId, 'broadcast', request.body));
+      const accepted = await service.broadcast(appId, request.body);
       return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
     },
   );
@@ -86,9 +110,6 @@ export function broadcastRoutes(app: Api, deps: Ttl & { db: Db; nc: NatsConnecti
   app.post(
     '/v1/push/dry-run',
     { schema: { body: DryRun, response: { 200: Type.Object({ devices: Type.Integer() }) } } },
-    async (request) => {
-      const { audience, condition } = parseSelection(request.body);
-      return { devices: await countReached(deps.db, appOf(request), audience, condition) };
-    },
+    async (request) => service.dryRun(appOf(request), request.body),
   );
 }

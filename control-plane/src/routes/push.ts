@@ -3,6 +3,7 @@
  * its values), /v1/push/multiple (up to 1,000 targets, each with its own values, as one task).
  */
 import Type, { type Static } from 'typebox';
+import { ScheduledOr, ScheduledResponses, type Scheduler } from '../scheduler.js';
 import { inTransaction, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
@@ -87,7 +88,13 @@ async function enqueue(client: DbClient, app: string, target: Target, message: S
   return r.rowCount ?? 0;
 }
 
-export function pushRoutes(app: Api, deps: PushDeps): void {
+export type SimplePush = Static<typeof SimplePush>;
+export type TemplatePush = Static<typeof TemplatePush>;
+export type MultiplePush = Static<typeof MultiplePush>;
+export type TaskAccepted = Static<typeof TaskAccepted>;
+
+/** What the push routes do, callable by the scheduler as well. */
+export function createPushService(deps: PushDeps) {
   const subjectOf = (appId: string, target: Target) =>
     target.device !== undefined ? deps.subjects.device(appId, target.device) : deps.subjects.user(appId, target.user as string);
 
@@ -105,29 +112,24 @@ export function pushRoutes(app: Api, deps: PushDeps): void {
     return accepted;
   }
 
-  app.post('/v1/push/simple', { schema: { body: SimplePush, response: { 202: Accepted, 200: Accepted } } }, async (request, reply) => {
-    const push = request.body;
-    const accepted = await pushOne(appOf(request), 'simple', push.target, push, push.businessId);
-    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
-  });
+  const simple = (appId: string, push: SimplePush) => pushOne(appId, 'simple', push.target, push, push.businessId);
 
-  app.post('/v1/push/template', { schema: { body: TemplatePush, response: { 202: Accepted, 200: Accepted } } }, async (request, reply) => {
-    const appId = appOf(request);
-    const push = request.body;
+  async function template(appId: string, push: TemplatePush): Promise<Accepted> {
     const content = render(await deps.templates.get(appId, push.template), push.values ?? {});
-    const accepted = await pushOne(appId, 'template', push.target, { ...push, ...content }, push.businessId);
-    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
-  });
+    return pushOne(appId, 'template', push.target, { ...push, ...content }, push.businessId);
+  }
 
-  app.post('/v1/push/multiple', { schema: { body: MultiplePush, response: { 202: TaskAccepted, 200: TaskAccepted } } }, async (request, reply) => {
-    const appId = appOf(request);
-    const push = request.body;
+  /** Every target is rendered and checked before anything is stored: all or nothing. */
+  async function prepareTask(appId: string, push: MultiplePush) {
     const template = push.template !== undefined ? await deps.templates.get(appId, push.template) : { name: 'inline', ...push };
-    // Every target is rendered and checked before anything is stored: all or nothing.
-    const prepared = push.targets.map((target) => {
+    return push.targets.map((target) => {
       checkTarget(target);
       return { target, ...prepareMessage({ ...push, ...render(template, target.values ?? {}) }, deps) };
     });
+  }
+
+  async function multiple(appId: string, push: MultiplePush): Promise<TaskAccepted> {
+    const prepared = await prepareTask(appId, push);
     const taskId = newId();
     const result = await inTransaction(deps.db, async (client) => {
       const messages = [];
@@ -147,9 +149,48 @@ export function pushRoutes(app: Api, deps: PushDeps): void {
         [result.messageId],
       );
       const taskOf = task.rows[0]?.task_id ?? '';
-      return reply.code(200).send({ taskId: taskOf, duplicate: true, messages: task.rows.map((r) => ({ messageId: r.id, targeted: r.targeted })) });
+      return { taskId: taskOf, duplicate: true, messages: task.rows.map((r) => ({ messageId: r.id, targeted: r.targeted })) };
     }
     for (const { target, frame } of prepared) deps.nc.publish(subjectOf(appId, target), frame);
-    return reply.code(202).send({ taskId, duplicate: false, messages: result.messages });
+    return { taskId, duplicate: false, messages: result.messages };
+  }
+
+  /** Validates a push without sending it (for scheduling): the same checks, no side effects. */
+  async function check(appId: string, kind: 'simple' | 'template' | 'multiple', push: object): Promise<void> {
+    if (kind === 'multiple') {
+      await prepareTask(appId, push as MultiplePush);
+      return;
+    }
+    const one = push as SimplePush | TemplatePush;
+    checkTarget(one.target);
+    const content = kind === 'template' ? render(await deps.templates.get(appId, (one as TemplatePush).template), (one as TemplatePush).values ?? {}) : {};
+    prepareMessage({ ...one, ...content }, deps);
+  }
+
+  return { simple, template, multiple, check };
+}
+
+export type PushService = ReturnType<typeof createPushService>;
+
+export function pushRoutes(app: Api, service: PushService, scheduler: Scheduler): void {
+  app.post('/v1/push/simple', { schema: { body: ScheduledOr(SimplePush), response: ScheduledResponses(Accepted) } }, async (request, reply) => {
+    const appId = appOf(request);
+    if (request.body.schedule) return reply.code(202).send(await scheduler.schedule(appId, 'simple', request.body));
+    const accepted = await service.simple(appId, request.body);
+    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+  });
+
+  app.post('/v1/push/template', { schema: { body: ScheduledOr(TemplatePush), response: ScheduledResponses(Accepted) } }, async (request, reply) => {
+    const appId = appOf(request);
+    if (request.body.schedule) return reply.code(202).send(await scheduler.schedule(appId, 'template', request.body));
+    const accepted = await service.template(appId, request.body);
+    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
+  });
+
+  app.post('/v1/push/multiple', { schema: { body: ScheduledOr(MultiplePush), response: ScheduledResponses(TaskAccepted) } }, async (request, reply) => {
+    const appId = appOf(request);
+    if (request.body.schedule) return reply.code(202).send(await scheduler.schedule(appId, 'multiple', request.body));
+    const accepted = await service.multiple(appId, request.body);
+    return reply.code(accepted.duplicate ? 200 : 202).send(accepted);
   });
 }

@@ -33,6 +33,14 @@ export class ApiRequestError extends Error {
 
 export type PushTarget = { device: string } | { user: string };
 
+/** Send later: at an instant, or at a wall-clock time in each target device's time zone. */
+export type Schedule = { at: string } | { localTime: string };
+
+export interface Scheduled {
+  scheduleId: string;
+  fireAt: string[];
+}
+
 export interface SimplePush {
   target: PushTarget;
   pushType?: PushType;
@@ -42,7 +50,7 @@ export interface SimplePush {
   extras?: Record<string, string>;
   /** Validity period in seconds. */
   ttl?: number;
-  /** The same business id within 24 hours returns the first message id and sends nothing. */
+  /** The same business id returns the first message id and sends nothing. */
   businessId?: string;
 }
 
@@ -75,7 +83,7 @@ export type Audience = 'all' | 'bound' | 'unbound';
 export type Condition =
   | { tag: string }
   | { attribute: string; equals?: string; in?: string[] }
-  | { fact: 'platform' | 'osVersion' | 'appVersion' | 'sdkVersion' | 'locale'; equals?: string; in?: string[] }
+  | { fact: 'platform' | 'osVersion' | 'appVersion' | 'sdkVersion' | 'locale' | 'timezone'; equals?: string; in?: string[] }
   | { and: Condition[] }
   | { or: Condition[] }
   | { not: Condition };
@@ -180,6 +188,23 @@ export class PushClient {
 
   pushSimple(push: SimplePush): Promise<Accepted> {
     return this.request('POST', '/v1/push/simple', push);
+  }
+
+  /** Any push, sent later: `kind` is simple, template, multiple or broadcast. */
+  schedulePush(
+    kind: 'simple' | 'template' | 'multiple' | 'broadcast',
+    push: SimplePush | TemplatePush | MultiplePush | BroadcastPush,
+    schedule: Schedule,
+  ): Promise<Scheduled> {
+    return this.request('POST', `/v1/push/${kind}`, { ...push, schedule });
+  }
+
+  schedule(id: string): Promise<{ scheduleId: string; firings: { timeZone: string | null; fireAt: string; status: string; result: unknown; error: string | null }[] }> {
+    return this.request('GET', `/v1/schedules/${encodeURIComponent(id)}`);
+  }
+
+  cancelSchedule(id: string): Promise<{ cancelled: number }> {
+    return this.request('DELETE', `/v1/schedules/${encodeURIComponent(id)}`);
   }
 
   pushTemplate(push: TemplatePush): Promise<Accepted> {
