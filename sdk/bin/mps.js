@@ -7,4 +7,5 @@ if (!existsSync(cli)) {
   console.error('mps is not built yet: run `npm run build` (or `make run`) in the repository first');
   process.exit(1);
 }
-await import(cli.href);
+const { run } = await import(cli.href);
+run(process.argv.slice(2));
