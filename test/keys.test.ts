@@ -74,6 +74,8 @@ describe('API keys', () => {
     await expect(api.createKey('rsa', ed)).rejects.toMatchObject({ status: 400, code: 'INVALID_KEY' });
     await expect(api.createKey('ed25519', 'hello')).rejects.toMatchObject({ status: 400, code: 'INVALID_KEY' });
     await expect(api.createKey('ed25519')).rejects.toMatchObject({ status: 400, code: 'INVALID_KEY' });
+    const privatePem = generateKeyPairSync('ed25519').privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    await expect(api.createKey('ed25519', privatePem)).rejects.toMatchObject({ status: 400, code: 'INVALID_KEY' });
     expect((await api.keys()).keys).toHaveLength(1);
   });
 });

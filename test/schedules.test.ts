@@ -37,6 +37,7 @@ describe('scheduled pushes', () => {
     const device = await stack.device(app);
     const scheduled = await api.schedulePush('simple', { target: { device: device.id }, title: 'never' }, { at: new Date(Date.now() + 1500).toISOString() });
     expect(await api.cancelSchedule(scheduled.scheduleId)).toEqual({ cancelled: 1 });
+    expect(await api.cancelSchedule(scheduled.scheduleId)).toEqual({ cancelled: 0 });
     await new Promise((r) => setTimeout(r, 2500));
     expect(device.shown).toEqual([]);
     expect((await api.schedule(scheduled.scheduleId)).firings[0]?.status).toBe('cancelled');

@@ -159,6 +159,8 @@ describe('control plane API', () => {
       ['a ttl over the maximum', { target: { user: 'u' }, title: 'x', ttl: 8 * 86_400 }, 400, 'TTL_TOO_LONG'],
       ['a message over 4 KiB', { target: { user: 'u' }, title: 'x', payload: 'p'.repeat(5000) }, 400, 'MESSAGE_TOO_LARGE'],
       ['a body that is not JSON', '{"target":', 400, 'BAD_JSON'],
+      ['an extras name over 64 characters', { target: { user: 'u' }, title: 'x', extras: { ['k'.repeat(65)]: 'v' } }, 400, 'VALIDATION_FAILED'],
+      ['an empty extras name', { target: { user: 'u' }, title: 'x', extras: { '': 'v' } }, 400, 'VALIDATION_FAILED'],
       ['an unknown device', { target: { device: '0193e6f1-0000-7000-8000-000000000000' }, title: 'x' }, 404, 'DEVICE_NOT_FOUND'],
     ];
     for (const [what, body, status, code] of invalid) {
@@ -200,6 +202,18 @@ describe('control plane API', () => {
     const page = await app.inject({ method: 'GET', url: '/reference' });
     expect(page.headers['content-type']).toContain('text/html');
     expect(page.body).toContain('<code>POST /v1/push/simple</code>');
+  });
+
+  it('accepts only JSON bodies (the signature covers them): anything else is 415', async () => {
+    const body = 'target=x';
+    const response = await app.inject({
+      method: 'POST',
+      url: '/v1/push/simple',
+      headers: { ...signedHeaders('POST', '/v1/push/simple', body, as(a)), 'content-type': 'text/plain' },
+      payload: body,
+    });
+    expect(response.statusCode).toBe(415);
+    expect(response.json()).toMatchObject({ error: { code: 'UNSUPPORTED_MEDIA_TYPE' } });
   });
 
   it('answers an unknown route with a JSON 404', async () => {

@@ -46,6 +46,8 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false } },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
+  // JSON only: the signature covers the raw body, which is kept for JSON alone (others get 415).
+  app.removeAllContentTypeParsers();
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('apiKey', undefined);
   // The signature covers the exact bytes sent, so keep them beside the parsed body.
@@ -65,6 +67,8 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
       return reply.code(error.statusCode).send(errorBody(error.code, error.statusCode >= 500 ? 'internal error' : error.message));
     }
     if (error.validation) return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message));
+    if (error.statusCode === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', error.message));
+    if (error.statusCode === 415) return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'send application/json'));
     if (error.statusCode !== undefined && error.statusCode < 500) {
       return reply.code(error.statusCode).send(errorBody('VALIDATION_FAILED', error.message));
     }

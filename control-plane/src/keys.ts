@@ -21,6 +21,8 @@ export interface NewKey extends KeyInfo {
 /** Accepts RSA keys of at least 2048 bits and Ed25519 keys, as PEM (SPKI); returns the PEM to store. */
 function checkedPublicKey(kind: 'rsa' | 'ed25519', pem: string | undefined): string {
   if (pem === undefined) throw new ApiError('INVALID_KEY', `a ${kind} key needs publicKey (PEM)`);
+  // A private key would parse too (its public half derived): refuse it, it must never leave its owner.
+  if (!/^-----BEGIN PUBLIC KEY-----/m.test(pem)) throw new ApiError('INVALID_KEY', 'publicKey must be a PEM "PUBLIC KEY" (SPKI)');
   let key;
   try {
     key = createPublicKey(pem);

@@ -113,6 +113,8 @@ export async function startReceipts(deps: {
         [SignatureHeader.SIGNATURE]: receiptSignature(callback.secret, timestamp, body),
       },
       body,
+      // A redirect would turn the POST into a GET without the results: it counts as a failure.
+      redirect: 'error',
       signal: AbortSignal.timeout(POST_TIMEOUT_MS),
     });
     if (!response.ok) throw new Error(`receipt callback answered ${response.status}`);

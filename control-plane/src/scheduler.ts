@@ -122,18 +122,20 @@ export function createScheduler(deps: { db: Db; log: Logger; intervalMs: number 
   }
 
   async function fireDue(): Promise<number> {
-    const due = await db.query<{ id: string; app_id: string; kind: PushKind; body: Body }>(
+    const due = await db.query<{ id: string; app_id: string; kind: PushKind; body: Body; time_zone: string | null }>(
       `UPDATE scheduled_pushes SET status = 'firing', claimed_at = now()
        WHERE id IN (SELECT id FROM scheduled_pushes
                     WHERE (status = 'waiting' AND fire_at <= now())
                        OR (status = 'firing' AND claimed_at < now() - make_interval(secs => $1))
                     ORDER BY fire_at LIMIT ${CLAIM_BATCH} FOR UPDATE SKIP LOCKED)
-       RETURNING id, app_id, kind, body`,
+       RETURNING id, app_id, kind, body, time_zone`,
       [STALE_CLAIM_MS / 1000],
     );
     for (const row of due.rows) {
       try {
-        const result = await (firing as Firing).fire(row.app_id, row.kind, { ...row.body, businessId: row.body.businessId ?? `schedule:${row.id}` });
+        // Each zone's firing is its own push: a caller's business id is made distinct per zone.
+        const businessId = row.body.businessId === undefined ? `schedule:${row.id}` : row.time_zone === null ? row.body.businessId : `${row.body.businessId}@${row.time_zone}`;
+        const result = await (firing as Firing).fire(row.app_id, row.kind, { ...row.body, businessId });
         await db.query(`UPDATE scheduled_pushes SET status = 'fired', result = $2 WHERE id = $1`, [row.id, result]);
       } catch (error) {
         const message = error instanceof ApiError ? `${error.code}: ${error.message}` : 'internal error';
@@ -169,7 +171,9 @@ export function createScheduler(deps: { db: Db; log: Logger; intervalMs: number 
       app,
     ]);
     if ((r.rowCount ?? 0) > 0) return r.rowCount ?? 0;
-    await status(app, scheduleId);
+    const { firings } = await status(app, scheduleId);
+    // Cancelling again is not an error; cancelling what fired is.
+    if (firings.every((f) => f.status === 'cancelled')) return 0;
     throw new ApiError('ALREADY_FIRED', 'nothing left to cancel: the schedule has fired');
   }
 

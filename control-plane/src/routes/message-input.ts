@@ -3,7 +3,7 @@
  * and storing the message exactly once per business id.
  */
 import Type from 'typebox';
-import { encodeMessage, newId, oneOf, PushType, type DbClient, type MessageContent, type StoredMessage } from '@mps/shared';
+import { encodeMessage, namedRecord, newId, oneOf, PushType, type DbClient, type MessageContent, type StoredMessage } from '@mps/shared';
 import { ApiError } from '../errors.js';
 
 /** APNs' own limit; a frame above it would be refused by the vendor channels anyway. */
@@ -14,7 +14,7 @@ export const ContentFields = {
   title: Type.Optional(Type.String({ maxLength: 256 })),
   body: Type.Optional(Type.String({ maxLength: 4096 })),
   payload: Type.Optional(Type.Unknown()),
-  extras: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }))),
+  extras: Type.Optional(namedRecord(Type.String({ maxLength: 1024 }), 64)),
   ttl: Type.Optional(Type.Integer({ minimum: 1, description: 'validity period in seconds' })),
   businessId: Type.Optional(
     Type.String({ minLength: 1, maxLength: 128, description: 'the same business id returns the first message id and sends nothing' }),

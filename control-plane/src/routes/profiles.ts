@@ -12,6 +12,7 @@ import {
   changeUserTags,
   CONTROL_HEADER,
   Limits,
+  namedRecord,
   PROFILE_CHANGED,
   userProfile,
   type Db,
@@ -33,11 +34,9 @@ const TagChange = Type.Object(
 );
 const AttributeChange = Type.Object(
   {
-    set: Type.Record(
-      Type.String({ minLength: 1, maxLength: 64 }),
-      Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]),
-      { description: 'a null value removes the attribute' },
-    ),
+    set: namedRecord(Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]), 64, {
+      description: 'a null value removes the attribute',
+    }),
   },
   { additionalProperties: false },
 );

@@ -4,7 +4,7 @@
  */
 import Type, { type Static } from 'typebox';
 import { ScheduledOr, ScheduledResponses, type Scheduler } from '../scheduler.js';
-import { inTransaction, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
+import { inTransaction, namedRecord, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
@@ -22,9 +22,7 @@ const Target = Type.Object(
 );
 type Target = Static<typeof Target>;
 
-const Values = Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }), {
-  description: 'placeholder values',
-});
+const Values = namedRecord(Type.String({ maxLength: 1024 }), 64, { description: 'placeholder values' });
 
 const SimplePush = Type.Object({ target: Target, ...ContentFields }, { additionalProperties: false });
 

@@ -1,16 +1,18 @@
 /** Templates: PUT (create or replace), GET one or all, DELETE; with the placeholders each uses. */
 import Type from 'typebox';
+import { namedRecord } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { placeholders, type TemplateStore } from '../templates.js';
 
-const Name = Type.String({ pattern: '^[A-Za-z0-9_.-]{1,64}$' });
+// Not '.' or '..', which URL normalisation would turn into another path.
+const Name = Type.String({ pattern: '^(?!\\.{1,2}$)[A-Za-z0-9_.-]{1,64}$' });
 const TemplateBody = Type.Object(
   {
     title: Type.Optional(Type.String({ maxLength: 256 })),
     body: Type.Optional(Type.String({ maxLength: 4096 })),
-    extras: Type.Optional(Type.Record(Type.String({ maxLength: 64 }), Type.String({ maxLength: 1024 }))),
+    extras: Type.Optional(namedRecord(Type.String({ maxLength: 1024 }), 64)),
   },
   { additionalProperties: false },
 );

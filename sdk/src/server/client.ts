@@ -166,7 +166,7 @@ export class PushClient {
       nonce,
       body: raw,
     });
-    const response = await fetch(new URL(pathAndQuery, this.options.baseUrl), {
+    const response = await fetch(`${this.options.baseUrl.replace(/\/+$/, '')}${pathAndQuery}`, {
       method,
       headers: {
         ...(body !== undefined && { 'content-type': 'application/json' }),
@@ -178,7 +178,13 @@ export class PushClient {
       ...(body !== undefined && { body: raw }),
     });
     const text = await response.text();
-    const parsed: unknown = text === '' ? undefined : JSON.parse(text);
+    let parsed: unknown;
+    try {
+      parsed = text === '' ? undefined : JSON.parse(text);
+    } catch {
+      // Not ours: a proxy's error page, say.
+      throw new ApiRequestError(response.status, 'BAD_RESPONSE', `the server answered ${response.status} with a body that is not JSON`);
+    }
     if (!response.ok) {
       const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
       throw new ApiRequestError(response.status, error?.code ?? 'UNKNOWN', error?.message ?? response.statusText);
@@ -304,6 +310,19 @@ export class PushClient {
 
   deleteKey(id: string): Promise<void> {
     return this.request('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  receiptCallback(): Promise<{ url: string | null }> {
+    return this.request('GET', '/v1/receipts/callback');
+  }
+
+  /** Where delivery results are POSTed (see verifyReceipt). */
+  setReceiptCallback(url: string): Promise<{ url: string }> {
+    return this.request('PUT', '/v1/receipts/callback', { url });
+  }
+
+  deleteReceiptCallback(): Promise<void> {
+    return this.request('DELETE', '/v1/receipts/callback');
   }
 
   revoke(id: string): Promise<{ id: string; revokedAt: string; stopped: number }> {

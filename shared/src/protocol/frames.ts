@@ -4,7 +4,7 @@
  * and docs/protocol.md is written from them.
  */
 import Type, { type Static } from 'typebox';
-import { oneOf } from '../schema.js';
+import { namedRecord, oneOf } from '../schema.js';
 
 export const PROTOCOL_VERSION = 1;
 
@@ -121,10 +121,7 @@ export const TagsFrame = Type.Object({
 /** Sets attributes; a null value removes one. */
 export const AttributesFrame = Type.Object({
   t: Type.Literal(FrameType.ATTRIBUTES),
-  set: Type.Record(
-    Type.String({ minLength: 1, maxLength: 64 }),
-    Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]),
-  ),
+  set: namedRecord(Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]), 64),
 });
 
 export const TrackFrame = Type.Object({
