@@ -118,6 +118,20 @@ describe('device protocol', () => {
     });
   });
 
+  it('shows a message delivered twice only once (the SDK drops the duplicate by id, and acks both)', async () => {
+    const api = stack.api(app);
+    const device = await stack.device(app);
+    const pushed = await api.pushSimple({ target: { device: device.id }, title: 'once' });
+    await device.waitFor(1);
+    const { encodeMessage } = await import('@mps/shared');
+    const again = encodeMessage({ id: pushed.messageId, pushType: 'notification', content: { title: 'once' }, expiresAt: new Date(Date.now() + 60_000) });
+    stack.nats.nc.publish(stack.nats.subjects.device(app.app, device.id), again);
+    stack.nats.nc.publish(stack.nats.subjects.device(app.app, device.id), again);
+    await stack.nats.nc.flush();
+    await new Promise((r) => setTimeout(r, 300));
+    expect(device.shown.map((m) => m.id)).toEqual([pushed.messageId]);
+  });
+
   it('withdraws a revoked message from a connected device that has it', async () => {
     const api = stack.api(app);
     const device = await stack.device(app);
