@@ -4,76 +4,26 @@
  * the gateway delivers it, the device acks, the ack reaches the ledger (GET /v1/messages/{id} says
  * delivered) and analytics (the message's funnel counts the delivery).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { MasterKey, type MessageFrame } from '@mps/shared';
-import { KeyStore } from '@mps/control-plane';
-import { DeviceClient, PushClient } from '@mps/sdk';
-import {
-  createTestDatabase,
-  createTestNats,
-  eventually,
-  freePort,
-  NATS_URL,
-  startService,
-  waitForPort,
-  type ServiceProcess,
-  type TestDatabase,
-  type TestNats,
-} from './support/services.js';
+import type { MessageFrame } from '@mps/shared';
+import { DeviceClient } from '@mps/sdk';
+import { eventually } from './support/services.js';
+import { startProcessStack, type ProcessStack } from './support/processes.js';
 
 describe('end to end: one message from the API to a device and back', () => {
-  let database: TestDatabase;
-  let nats: TestNats;
-  let dataDir: string;
-  const services: ServiceProcess[] = [];
-  let apiPort: number;
-  let gatewayPort: number;
-  let app: { app: string; keyId: string; secret: string };
+  let stack: ProcessStack;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    nats = await createTestNats();
-    dataDir = await mkdtemp(join(tmpdir(), 'mps-e2e-'));
-    const masterKey = MasterKey.generate();
-    app = await new KeyStore(database.db, MasterKey.fromBase64(masterKey), 0).createApp('e2e');
-    apiPort = await freePort();
-    gatewayPort = await freePort();
-    const env = {
-      DATABASE_URL: database.url,
-      NATS_URL,
-      NATS_PREFIX: nats.prefix,
-      DATA_DIR: dataDir,
-      MASTER_KEY: masterKey,
-      API_PORT: String(apiPort),
-      GATEWAY_PORT: String(gatewayPort),
-      GATEWAY_ADMIN_PORT: String(await freePort()),
-    };
-    const controlPlane = startService('control-plane', env);
-    services.push(controlPlane);
-    await waitForPort(apiPort, controlPlane);
-    const gateway = startService('gateway', env);
-    const analytics = startService('analytics', env);
-    services.push(gateway, analytics);
-    await waitForPort(gatewayPort, gateway);
+    stack = await startProcessStack({ gateways: 1, analytics: true });
   });
-
-  afterAll(async () => {
-    await Promise.all(services.map((s) => s.stop()));
-    await nats?.cleanup();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
-  });
+  afterAll(async () => stack?.stop());
 
   it('delivers a signed simple push to a registered device and records the ack', async () => {
-    onTestFailed(() => {
-      for (const s of services) console.error(s.output());
-    });
+    onTestFailed(() => console.error(stack.output()));
+    const { app, database, nats } = stack;
     const received: MessageFrame[] = [];
     const device = new DeviceClient({
-      url: `ws://127.0.0.1:${gatewayPort}/v1/device`,
+      url: stack.gatewayUrls[0] as string,
       app: app.app,
       platform: 'android',
       osVersion: '14',
@@ -87,7 +37,7 @@ describe('end to end: one message from the API to a device and back', () => {
       const stored = await database.db.query('SELECT app_id, platform, app_version FROM devices WHERE id = $1', [deviceId]);
       expect(stored.rows).toEqual([{ app_id: app.app, platform: 'android', app_version: '2.3.0' }]);
 
-      const api = new PushClient({ baseUrl: `http://127.0.0.1:${apiPort}`, keyId: app.keyId, secret: app.secret });
+      const api = stack.api();
       const accepted = await api.pushSimple({
         target: { device: deviceId },
         title: 'Hello',

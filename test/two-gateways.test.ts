@@ -2,79 +2,32 @@
  * Two gateway processes (and a control plane) as separate processes: a user with a device on each
  * gets a per-user push on both, and a device moves to the other gateway when its gateway drains.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it, onTestFailed } from 'vitest';
-import { MasterKey } from '@mps/shared';
-import { KeyStore, type CreatedApp } from '@mps/control-plane';
-import { DeviceClient, PushClient, type MessageFrame } from '@mps/sdk';
-import {
-  createTestDatabase,
-  createTestNats,
-  eventually,
-  freePort,
-  NATS_URL,
-  startService,
-  waitForPort,
-  type ServiceProcess,
-  type TestDatabase,
-  type TestNats,
-} from './support/services.js';
+import { DeviceClient, type MessageFrame } from '@mps/sdk';
+import { eventually, type ServiceProcess } from './support/services.js';
+import { startProcessStack, type ProcessStack } from './support/processes.js';
 
 describe('two gateway processes', () => {
-  let database: TestDatabase;
-  let nats: TestNats;
-  let dataDir: string;
-  const services: ServiceProcess[] = [];
-  const gatewayPorts: number[] = [];
-  let apiPort: number;
-  let app: CreatedApp;
+  let stack: ProcessStack;
   const clients: DeviceClient[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    nats = await createTestNats();
-    dataDir = await mkdtemp(join(tmpdir(), 'mps-two-'));
-    const masterKey = MasterKey.generate();
-    app = await new KeyStore(database.db, MasterKey.fromBase64(masterKey), 0).createApp('two');
-    apiPort = await freePort();
-    const env = { DATABASE_URL: database.url, NATS_URL, NATS_PREFIX: nats.prefix, DATA_DIR: dataDir, MASTER_KEY: masterKey, API_PORT: String(apiPort) };
-    const controlPlane = startService('control-plane', env);
-    services.push(controlPlane);
-    for (let i = 0; i < 2; i++) {
-      const port = await freePort();
-      gatewayPorts.push(port);
-      const gateway = startService('gateway', {
-        ...env,
-        GATEWAY_PORT: String(port),
-        GATEWAY_ADMIN_PORT: String(await freePort()),
-        GATEWAY_DRAIN_WINDOW_MS: '300',
-      });
-      services.push(gateway);
-      await waitForPort(port, gateway);
-    }
-    await waitForPort(apiPort, controlPlane);
+    stack = await startProcessStack({ gateways: 2, gatewayEnv: { GATEWAY_DRAIN_WINDOW_MS: '300' } });
   });
 
   afterAll(async () => {
     for (const c of clients) c.close();
-    await Promise.all(services.map((s) => s.stop()));
-    await nats?.cleanup();
-    await database?.drop();
-    if (dataDir) await rm(dataDir, { recursive: true, force: true });
+    await stack?.stop();
   });
 
   it('delivers a per-user push to the user device on each gateway', async () => {
-    onTestFailed(() => {
-      for (const s of services) console.error(s.output());
-    });
-    const api = new PushClient({ baseUrl: `http://127.0.0.1:${apiPort}`, keyId: app.keyId, secret: app.secret });
+    onTestFailed(() => console.error(stack.output()));
+    const api = stack.api();
     const shown: MessageFrame[][] = [[], []];
-    for (const [i, port] of gatewayPorts.entries()) {
+    for (const [i, url] of stack.gatewayUrls.entries()) {
       const client = new DeviceClient({
-        url: `ws://127.0.0.1:${port}/v1/device`,
-        app: app.app,
+        url,
+        app: stack.app.app,
         platform: i === 0 ? 'ios' : 'android',
         onMessage: (m) => {
           shown[i]?.push(m);
@@ -101,7 +54,7 @@ describe('two gateway processes', () => {
     const closedBy: string[] = [];
     first.on('state', (s) => states.push(s));
     first.on('error', (e) => closedBy.push(e.close?.reason ?? e.message));
-    const gateway = services[1] as ServiceProcess;
+    const gateway = stack.gateways[0] as ServiceProcess;
     const exited = new Promise<number | null>((resolve) => gateway.child.once('exit', (code) => resolve(code)));
     gateway.child.kill('SIGTERM');
     expect(await exited).toBe(0);

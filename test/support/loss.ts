@@ -4,22 +4,9 @@
  * should arrive must have been shown exactly once by the SDK, and nothing expired shown.
  * Used at a small size by the suite and at full size by bench/ (loss.json).
  */
-import { mkdtemp, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { MasterKey } from '@mps/shared';
-import { KeyStore } from '@mps/control-plane';
-import { DeviceClient, MemoryCredentialStore, PushClient } from '@mps/sdk';
-import {
-  createTestDatabase,
-  createTestNats,
-  eventually,
-  freePort,
-  NATS_URL,
-  startService,
-  waitForPort,
-  type ServiceProcess,
-} from './services.js';
+import { DeviceClient, MemoryCredentialStore } from '@mps/sdk';
+import { startProcessStack } from './processes.js';
+import { eventually } from './services.js';
 
 export interface LossOptions {
   devices: number;
@@ -52,27 +39,15 @@ const shuffle = <T>(items: T[]): T[] => {
 
 export async function runLossTest(options: LossOptions): Promise<LossMetrics> {
   const log = options.log ?? (() => undefined);
-  const database = await createTestDatabase();
-  const nats = await createTestNats();
-  const dataDir = await mkdtemp(join(tmpdir(), 'mps-loss-'));
-  const services: ServiceProcess[] = [];
+  const stack = await startProcessStack({
+    gateways: options.gateways,
+    env: { RATE_LIMIT_PER_S: '100000' },
+    gatewayEnv: { GATEWAY_ADMIN_PORT: '0', GATEWAY_MAX_FRAMES_PER_S: '1000' },
+  });
   const clients: DeviceClient[] = [];
   try {
-    const masterKey = MasterKey.generate();
-    const app = await new KeyStore(database.db, MasterKey.fromBase64(masterKey), 0).createApp('loss');
-    const apiPort = await freePort();
-    const env = { DATABASE_URL: database.url, NATS_URL, NATS_PREFIX: nats.prefix, DATA_DIR: dataDir, MASTER_KEY: masterKey, API_PORT: String(apiPort), RATE_LIMIT_PER_S: '100000' };
-    const controlPlane = startService('control-plane', env);
-    services.push(controlPlane);
-    const gatewayPorts: number[] = [];
-    for (let i = 0; i < options.gateways; i++) {
-      const port = await freePort();
-      gatewayPorts.push(port);
-      services.push(startService('gateway', { ...env, GATEWAY_PORT: String(port), GATEWAY_ADMIN_PORT: '0', GATEWAY_MAX_FRAMES_PER_S: '1000' }));
-    }
-    await waitForPort(apiPort, controlPlane);
-    for (const [i, port] of gatewayPorts.entries()) await waitForPort(port, services[i + 1] as ServiceProcess);
-    const api = new PushClient({ baseUrl: `http://127.0.0.1:${apiPort}`, keyId: app.keyId, secret: app.secret });
+    const { app } = stack;
+    const api = stack.api();
 
     // Devices: every other device belongs to a user with two devices.
     const shown: Map<string, number>[] = [];
@@ -82,7 +57,7 @@ export async function runLossTest(options: LossOptions): Promise<LossMetrics> {
       const seen = new Map<string, number>();
       shown.push(seen);
       const client = new DeviceClient({
-        url: `ws://127.0.0.1:${gatewayPorts[i % gatewayPorts.length]}/v1/device`,
+        url: stack.gatewayUrls[i % stack.gatewayUrls.length] as string,
         app: app.app,
         platform: i % 2 === 0 ? 'android' : 'ios',
         credentials: new MemoryCredentialStore(),
@@ -180,9 +155,6 @@ export async function runLossTest(options: LossOptions): Promise<LossMetrics> {
     };
   } finally {
     for (const c of clients) c.close();
-    await Promise.all(services.map((s) => s.stop()));
-    await nats.cleanup();
-    await database.drop();
-    await rm(dataDir, { recursive: true, force: true });
+    await stack.stop();
   }
 }
