@@ -8,6 +8,7 @@ import uWS from 'uWebSockets.js';
 import {
   BroadcastDecodeError,
   CloseCode,
+  AUTHENTICATED_HEADER,
   CONNECTION_HEADER,
   CONTROL_HEADER,
   DEVICE_REPLACED,
@@ -155,8 +156,13 @@ export function createGateway(deps: GatewayDeps): Gateway {
         return;
       }
       if (control === DEVICE_REPLACED) {
-        const newest = msg.headers?.get(CONNECTION_HEADER);
-        for (const ws of sockets) if (ws.getUserData().connection !== newest) close(ws, CloseCode.REPLACED);
+        // A replaced-message can arrive after an even newer connection joined: close only older ones.
+        const newest = msg.headers?.get(CONNECTION_HEADER) ?? '';
+        const at = Number(msg.headers?.get(AUTHENTICATED_HEADER));
+        for (const ws of sockets) {
+          const { connection, authenticatedAt } = ws.getUserData();
+          if (authenticatedAt < at || (authenticatedAt === at && connection < newest)) close(ws, CloseCode.REPLACED);
+        }
         return;
       }
       pushTypes.rememberFrame(msg.data);
@@ -201,11 +207,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
     catchUpBroadcasts,
     pushTypes,
     replaceOthers: (ws) => {
-      const { device, connection } = ws.getUserData();
+      const { device, connection, authenticatedAt } = ws.getUserData();
       if (!device) return;
       const h = natsHeaders();
       h.set(CONTROL_HEADER, DEVICE_REPLACED);
       h.set(CONNECTION_HEADER, connection);
+      h.set(AUTHENTICATED_HEADER, String(authenticatedAt));
       deps.nc.publish(deps.subjects.device(device.app, device.id), new Uint8Array(0), { headers: h });
     },
   };
@@ -250,6 +257,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const session: Session = {
         ip,
         connection: randomBytes(9).toString('base64url'),
+        authenticatedAt: 0,
         state: 'new',
         authTimer: undefined,
         device: undefined,

@@ -86,6 +86,7 @@ export function createFrameHandler(ctx: HandlerContext) {
     const { device } = result;
     session.device = device;
     session.state = 'ready';
+    session.authenticatedAt = Date.now();
     setInterest(ws, device);
     node.replaceOthers(ws);
     ws.subscribe(broadcastTopic(device.app));

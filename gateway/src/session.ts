@@ -5,6 +5,8 @@ export interface Session {
   readonly ip: string;
   /** Identifies this connection among the device's connections, across gateways. */
   readonly connection: string;
+  /** When it authenticated (ms since the epoch): the newest connection of a device wins. */
+  authenticatedAt: number;
   state: 'new' | 'authenticating' | 'ready' | 'closed';
   authTimer: NodeJS.Timeout | undefined;
   device: Device | undefined;

@@ -20,6 +20,8 @@ export const CONTROL_HEADER = 'Mps-Control';
 export const PROFILE_CHANGED = 'profile';
 export const DEVICE_REPLACED = 'replaced';
 export const CONNECTION_HEADER = 'Mps-Connection';
+/** When the new connection authenticated (ms): only connections older than it are replaced. */
+export const AUTHENTICATED_HEADER = 'Mps-Authenticated';
 
 const mergedTags = (column: string) =>
   `ARRAY(SELECT DISTINCT x FROM unnest(${column} || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x)`;
