@@ -8,7 +8,7 @@ export const gatewaySpec = {
   GATEWAY_ADMIN_PORT: int({ min: 0, default: 9091, desc: 'the admin port of this process (0: no admin endpoint); one per process' }),
   MASTER_KEY: str({ default: '', desc: '32 random bytes, base64, as given to the control plane (empty: DATA_DIR/master.key)' }),
   GATEWAY_AUTH_TIMEOUT_MS: int({ min: 100, default: 5000, desc: 'ms a new socket has to send its auth or register frame' }),
-  GATEWAY_IDLE_TIMEOUT_S: int({ min: 8, default: 120, desc: 'seconds without traffic before a socket is considered dead' }),
+  GATEWAY_IDLE_TIMEOUT_S: int({ min: 8, max: 960, default: 120, desc: 'seconds without traffic before a socket is considered dead (8-960, a uWS bound)' }),
   GATEWAY_MAX_FRAME_BYTES: int({ min: 1024, default: 64 * 1024, desc: 'the largest frame a device may send, in bytes' }),
   GATEWAY_MAX_BUFFERED_BYTES: int({ min: 65536, default: 1024 * 1024, desc: 'unsent bytes queued for one socket before it is closed' }),
   GATEWAY_MAX_FRAMES_PER_S: int({ min: 1, default: 20, desc: 'frames per second a device may send (bursts of twice that)' }),

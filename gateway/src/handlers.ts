@@ -145,6 +145,7 @@ export function createFrameHandler(ctx: HandlerContext) {
       if (frame.t !== FrameType.AUTH && frame.t !== FrameType.REGISTER) return node.close(ws, CloseCode.NOT_AUTHENTICATED);
       if (frame.v !== PROTOCOL_VERSION) return node.close(ws, CloseCode.UNSUPPORTED_VERSION);
       clearTimeout(session.authTimer);
+      session.authTimer = undefined;
       session.state = 'authenticating';
       return serially(ws, () => authenticate(ws, frame));
     }

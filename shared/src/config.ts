@@ -8,11 +8,12 @@ import { bool, cleanEnv, EnvError, EnvMissingError, makeValidator, port, str, ur
 export { bool, port, str, url };
 
 /** An integer variable with a lower bound, so that a value that cannot work stops start-up. */
-export function int(options: { min: number; default: number; desc: string }) {
+export function int(options: { min: number; max?: number; default: number; desc: string }) {
+  const max = options.max ?? Number.MAX_SAFE_INTEGER;
   return makeValidator<number>((input) => {
     const value = Number(input);
-    if (!Number.isInteger(value) || value < options.min) {
-      throw new EnvError(`not an integer >= ${options.min}: "${input}"`);
+    if (!Number.isInteger(value) || value < options.min || value > max) {
+      throw new EnvError(`not an integer ${options.max === undefined ? `>= ${options.min}` : `from ${options.min} to ${max}`}: "${input}"`);
     }
     return value;
   })({ default: options.default, desc: options.desc });
