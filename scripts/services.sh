@@ -92,6 +92,17 @@ ensure_postgres() {
   fi
 }
 
+# The analytics tests on a real ClickHouse server start their own clickhouse-server (Debian's
+# 18.16) on free ports; only the binary is needed. Without apt they are skipped, saying so.
+ensure_clickhouse() {
+  if command -v clickhouse-server >/dev/null 2>&1 || [ -x /usr/sbin/clickhouse-server ]; then return 0; fi
+  if can_apt; then
+    apt_install clickhouse-server
+  else
+    say "clickhouse-server is missing: the ClickHouse server tests will be skipped (install it with 'sudo apt-get install clickhouse-server')"
+  fi
+}
+
 ensure_all() {
   ensure_node
   ensure_packages

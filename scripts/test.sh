@@ -5,6 +5,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_all
+ensure_clickhouse
 say "type-checking"
 npx tsc -b
 npx tsc -p tsconfig.test.json

@@ -4,8 +4,12 @@ export const analyticsSpec = {
   ...commonSpec,
   CLICKHOUSE_URL: str({ default: '', desc: 'a ClickHouse HTTP URL, e.g. http://default@127.0.0.1:8123/mps (empty: embedded chDB)' }),
   CHDB_PATH: str({ default: '', desc: 'the folder of the embedded chDB database (empty: DATA_DIR/chdb)' }),
-  ANALYTICS_BATCH_SIZE: int({ min: 1, default: 5000, desc: 'events inserted per batch at most' }),
+  // ClickHouse wants few large inserts (each makes a part per table); the flush time bounds latency when traffic is low.
+  ANALYTICS_BATCH_SIZE: int({ min: 1, default: 20_000, desc: 'events inserted per batch at most' }),
   ANALYTICS_FLUSH_MS: int({ min: 1000, default: 1000, desc: 'the longest an event waits before its batch is inserted, in ms' }),
+  ANALYTICS_RAW_DAYS: int({ min: 1, default: 35, desc: 'days raw events are kept (per-message funnels and series)' }),
+  ANALYTICS_MINUTE_DAYS: int({ min: 1, default: 35, desc: 'days per-minute counts are kept' }),
+  ANALYTICS_HOUR_DAYS: int({ min: 1, default: 800, desc: 'days per-hour counts are kept (hour and day reports)' }),
 };
 
 export type AnalyticsConfig = ReturnType<typeof loadAnalyticsConfig>;

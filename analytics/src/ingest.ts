@@ -1,17 +1,45 @@
 /**
- * Moves tracking events from JetStream into the event store in batches (by size and by time).
- * JetStream is acked only after the store accepted the batch: a store outage delays, never loses,
- * and a replayed batch is harmless (rows are keyed by event id).
+ * Moves tracking events from JetStream into the event store in batches, cut by size (`batchSize`)
+ * and by time (`flushMs` after a batch's first event), with one insert in flight while the next
+ * batch fills.
+ *
+ * Nothing is lost: a batch is acked only after the store accepted it. While the store is down the
+ * batch is retried in place (with backoff), and messages held for a third of the ack wait (a slow
+ * or failing store) are marked in progress with `working()`, so the stream waits instead of replaying.
+ *
+ * Nothing is counted twice: the aggregates are sums filled on insert, so an event id must reach
+ * `events` once. Before inserting a batch that holds a redelivered message (a process died after
+ * its insert, before its ack) or that follows a failed attempt (the insert may have landed before
+ * the error), the ingest asks the store which of the batch's ids it already has and inserts only
+ * the others. Ids repeated inside a batch are dropped as it fills.
  */
-import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { AckPolicy, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeEvent, EventDecodeError, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
-import { toRow, type EventRow, type EventStore } from './store/store.js';
+import { EventBatch } from './store/batch.js';
+import { Table } from './store/schema.js';
+import { quote, type EventStore } from './store/store.js';
+
+export interface IngestStats {
+  /** Rows inserted into `events`. */
+  inserted: number;
+  /** Batches written (each one insert, or none when all its events were already stored). */
+  batches: number;
+  /** JetStream messages acked (inserted, known duplicates and malformed ones). */
+  acked: number;
+  /** Events already in the store (or twice in a batch), acked without inserting. */
+  duplicates: number;
+  malformed: number;
+  /** Insert attempts that failed and were retried. */
+  failedAttempts: number;
+}
 
 export interface Ingest {
+  stats(): IngestStats;
+  /** Stops pulling, writes what is held (for at most `stopGraceMs`) and returns; the rest is redelivered later. */
   stop(): Promise<void>;
 }
 
-export async function startIngest(deps: {
+export interface IngestOptions {
   nc: NatsConnection;
   js: JetStreamClient;
   store: EventStore;
@@ -19,50 +47,183 @@ export async function startIngest(deps: {
   log: Logger;
   batchSize: number;
   flushMs: number;
-}): Promise<Ingest> {
-  const { store, subjects, log } = deps;
+  /** JetStream's redelivery timer; held messages are marked in progress at a third of it. */
+  ackWaitMs?: number;
+  stopGraceMs?: number;
+}
+
+/** Ids checked per existence query: keeps the SQL text far below max_query_size (256 KiB). */
+const CHECK_CHUNK = 1000;
+const RETRY_MAX_MS = 5000;
+
+/** DateTime's range, with room: an event outside it is refused here rather than by the store. */
+const EARLIEST_MS = Date.UTC(2000, 0, 1);
+const LATEST_MS = Date.UTC(2100, 0, 1);
+
+class Batch {
+  readonly messages: JsMsg[] = [];
+  readonly events = new EventBatch();
+  readonly ids = new Set<string>();
+  redelivered = false;
+  firstAt = 0;
+  /** When its messages were last delivered or marked in progress. */
+  touchedAt = 0;
+
+  /** Keeps JetStream from redelivering messages held longer than `afterMs` (a slow or failing store). */
+  keepAlive(now: number, afterMs: number): void {
+    if (this.messages.length === 0 || now - this.touchedAt < afterMs) return;
+    for (const m of this.messages) m.working();
+    this.touchedAt = now;
+  }
+}
+
+export async function startIngest(options: IngestOptions): Promise<Ingest> {
+  const { store, subjects, log, batchSize, flushMs } = options;
+  const ackWaitMs = options.ackWaitMs ?? 30_000;
   const durable = `${subjects.eventStream}_ANALYTICS`;
-  const jsm = await jetstreamManager(deps.nc);
+  const jsm = await jetstreamManager(options.nc);
   await jsm.consumers.add(subjects.eventStream, {
     durable_name: durable,
     filter_subject: subjects.allEvents,
     ack_policy: AckPolicy.Explicit,
-    max_ack_pending: 4 * deps.batchSize,
-    ack_wait: 60 * 1e9,
+    // The batch being written and the one filling.
+    max_ack_pending: 2 * batchSize + 1000,
+    ack_wait: ackWaitMs * 1e6,
   });
-  const consumer = await deps.js.consumers.get(subjects.eventStream, durable);
-  let running = true;
+  const consumer = await options.js.consumers.get(subjects.eventStream, durable);
+  const stats: IngestStats = { inserted: 0, batches: 0, acked: 0, duplicates: 0, malformed: 0, failedAttempts: 0 };
 
-  const loop = (async () => {
+  let running = true;
+  let stopDeadline = Infinity;
+  let current = new Batch();
+  let inFlight: Batch | undefined;
+  let writing: Promise<void> = Promise.resolve();
+  let swap: Promise<void> | undefined;
+  let messages: ConsumerMessages | undefined;
+
+  const add = (m: JsMsg): void => {
+    if (current.messages.length === 0) current.firstAt = current.touchedAt = Date.now();
+    current.messages.push(m);
+    if (m.redelivered) current.redelivered = true;
+    try {
+      const event = decodeEvent(m.data);
+      if (event.at < EARLIEST_MS || event.at >= LATEST_MS) throw new EventDecodeError(`tracking event time ${event.at} is out of range`);
+      if (current.ids.has(event.id)) {
+        stats.duplicates++;
+        return;
+      }
+      current.ids.add(event.id);
+      current.events.add(event, m.data);
+    } catch (error) {
+      if (!(error instanceof EventDecodeError)) throw error;
+      stats.malformed++;
+      log.warn({ err: error, seq: m.seq }, 'malformed tracking event skipped');
+    }
+  };
+
+  const write = async (batch: Batch): Promise<void> => {
+    let check = batch.redelivered;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        const events = check ? await withoutStored(store, batch.events) : batch.events;
+        stats.duplicates += batch.events.size - events.size;
+        await store.insert(events, attempt);
+        stats.inserted += events.size;
+        stats.batches++;
+        break;
+      } catch (error) {
+        stats.failedAttempts++;
+        check = true;
+        if (Date.now() >= stopDeadline) {
+          log.warn({ err: error, events: batch.messages.length }, 'stopping with a batch not stored; JetStream will redeliver it');
+          return;
+        }
+        if (attempt === 0 || attempt % 20 === 0) {
+          log.error({ err: error, events: batch.messages.length, attempt }, 'event store insert failed; retrying the batch');
+        }
+        await sleep(Math.min(250 * 2 ** attempt, RETRY_MAX_MS));
+      }
+    }
+    for (const m of batch.messages) m.ack();
+    stats.acked += batch.messages.length;
+  };
+
+  /** Starts writing the filling batch once the previous write is done (one insert in flight). */
+  const handOff = (): Promise<void> => {
+    swap ??= (async () => {
+      await writing;
+      if (current.messages.length === 0) return;
+      const batch = current;
+      current = new Batch();
+      inFlight = batch;
+      writing = write(batch).finally(() => {
+        inFlight = undefined;
+      });
+    })().finally(() => {
+      swap = undefined;
+    });
+    return swap;
+  };
+
+  const timer = setInterval(() => {
+    const now = Date.now();
+    if (current.messages.length > 0 && now - current.firstAt >= flushMs) void handOff();
+    inFlight?.keepAlive(now, ackWaitMs / 3);
+    current.keepAlive(now, ackWaitMs / 3);
+  }, Math.min(100, flushMs / 4));
+
+  const read = (async () => {
     while (running) {
       try {
-        const batch = await consumer.fetch({ max_messages: deps.batchSize, expires: deps.flushMs });
-        const messages: JsMsg[] = [];
-        const rows: EventRow[] = [];
-        for await (const m of batch) {
-          messages.push(m);
-          try {
-            rows.push(toRow(decodeEvent(m.data)));
-          } catch (error) {
-            if (!(error instanceof EventDecodeError)) throw error;
-            log.warn({ err: error, seq: m.seq }, 'malformed tracking event skipped');
-          }
+        messages = await consumer.consume({ max_messages: Math.min(batchSize, 10_000) });
+        for await (const m of messages) {
+          add(m);
+          if (current.messages.length >= batchSize) await handOff();
         }
-        if (messages.length === 0) continue;
-        await store.insert(rows);
-        for (const m of messages) m.ack();
       } catch (error) {
         if (!running) break;
-        log.error({ err: error }, 'analytics batch failed; it will be redelivered');
-        await new Promise((r) => setTimeout(r, 1000));
+        log.error({ err: error }, 'reading the event stream failed; retrying');
+        await sleep(1000);
       }
     }
   })();
 
   return {
+    stats: () => ({ ...stats }),
     stop: async () => {
       running = false;
-      await loop;
+      stopDeadline = Date.now() + (options.stopGraceMs ?? 5000);
+      clearInterval(timer);
+      await messages?.close();
+      await read;
+      await handOff();
+      await writing;
     },
   };
 }
+
+/** The events whose id the store does not have yet. */
+async function withoutStored(store: EventStore, batch: EventBatch): Promise<EventBatch> {
+  const stored = new Set<string>();
+  const events = batch.events;
+  const list = (values: Iterable<string>) => [...new Set(values)].map(quote).join(', ');
+  for (let i = 0; i < events.length; i += CHECK_CHUNK) {
+    const chunk = events.slice(i, i + CHECK_CHUNK);
+    let from = Infinity;
+    let to = -Infinity;
+    for (const e of chunk) {
+      from = Math.min(from, e.at);
+      to = Math.max(to, e.at);
+    }
+    const found = await store.select<{ id: string }>(
+      `SELECT id FROM ${Table.EVENTS}
+       WHERE app IN (${list(chunk.map((e) => e.app))}) AND message IN (${list(chunk.map((e) => e.message))})
+         AND at >= toDateTime(${Math.floor(from / 1000)}, 'UTC') AND at <= toDateTime(${Math.floor(to / 1000)}, 'UTC')
+         AND id IN (${list(chunk.map((e) => e.id))})`,
+    );
+    for (const { id } of found) stored.add(id);
+  }
+  return stored.size === 0 ? batch : batch.filter((e) => !stored.has(e.id));
+}
+
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

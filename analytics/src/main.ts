@@ -3,7 +3,8 @@ import { jetstream } from '@nats-io/jetstream';
 import { connectNats, createLogger, createSubjects, ensureEventStream, jetstreamManagerFor, runMain } from '@mps/shared';
 import { loadAnalyticsConfig } from './config.js';
 import { startIngest } from './ingest.js';
-import { serveReports } from './reports.js';
+import { serveReports } from './reports/serve.js';
+import { startRetention } from './retention.js';
 import { ChdbStore } from './store/chdb.js';
 import { ClickHouseStore } from './store/clickhouse.js';
 import type { EventStore } from './store/store.js';
@@ -28,11 +29,18 @@ await runMain(async () => {
     batchSize: config.ANALYTICS_BATCH_SIZE,
     flushMs: config.ANALYTICS_FLUSH_MS,
   });
-  serveReports({ nc, store, subjects, log });
-  log.info({ store: config.CLICKHOUSE_URL !== '' ? 'clickhouse' : 'chdb' }, 'analytics running');
+  const retention = startRetention({
+    store,
+    log,
+    policy: { rawDays: config.ANALYTICS_RAW_DAYS, minuteDays: config.ANALYTICS_MINUTE_DAYS, hourDays: config.ANALYTICS_HOUR_DAYS },
+  });
+  const reports = serveReports({ nc, store, subjects, log });
+  log.info({ store: config.CLICKHOUSE_URL !== '' ? 'clickhouse' : 'chdb', version: await store.version() }, 'analytics running');
 
   const stop = async (signal: string) => {
     log.info({ signal }, 'analytics stopping');
+    reports.unsubscribe();
+    retention.stop();
     await ingest.stop();
     await nc.drain();
     await store.close();

@@ -18,6 +18,7 @@ import { createPushService, pushRoutes } from './routes/push.js';
 import { scheduleRoutes } from './routes/schedules.js';
 import { createScheduler, type PushKind } from './scheduler.js';
 import { receiptRoutes } from './routes/receipts.js';
+import { reportRoutes } from './routes/reports.js';
 import { revokeRoutes } from './routes/revoke.js';
 import { templateRoutes } from './routes/templates.js';
 import { TemplateStore } from './templates.js';
@@ -110,6 +111,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     templateRoutes(v1, templates);
     profileRoutes(v1, deps);
     receiptRoutes(v1, deps.db);
+    reportRoutes(v1, deps);
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
     keyRoutes(v1, deps.keys);

@@ -34,6 +34,8 @@ export function createSubjects(prefix: string) {
     eventsOfKind: (kind: EventKind) => `${prefix}.ev.*.${kind}`,
     /** Request/reply: a message's funnel from analytics. */
     reportFunnel: `${prefix}.analytics.funnel`,
+    /** Request/reply: event counts over time from analytics. */
+    reportSeries: `${prefix}.analytics.series`,
     eventStream: `${upper}_EVENTS`,
     nonceBucket: `${upper}_NONCES`,
   } as const;

@@ -1,29 +1,69 @@
-import { createClient, type ClickHouseClient } from '@clickhouse/client';
-import { SCHEMA, type EventRow, type EventStore } from './store.js';
+import { Readable } from 'node:stream';
+import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
+import { EVENT_COLUMNS, type EventBatch } from './batch.js';
+import { createSchema, Table } from './schema.js';
+import { compactRows, StoreError, type EventStore } from './store.js';
 
-/** A ClickHouse server over HTTP. */
+/** Errors that mean the server could not be reached, not that it refused the statement. */
+const UNREACHABLE = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error/i;
+
+/** A ClickHouse server over HTTP (18.16 and later). */
 export class ClickHouseStore implements EventStore {
   private readonly client: ClickHouseClient;
 
-  constructor(url: string) {
-    this.client = createClient({ url });
+  constructor(url: string, options: { requestTimeoutMs?: number } = {}) {
+    this.client = createClient({
+      url,
+      request_timeout: options.requestTimeoutMs ?? 30_000,
+      // Failures are thrown to the caller, which logs them once with context.
+      log: { level: ClickHouseLogLevel.OFF },
+    });
   }
 
   async init(): Promise<void> {
-    for (const sql of SCHEMA) await this.client.command({ query: sql });
+    await createSchema(this);
   }
 
-  async insert(rows: EventRow[]): Promise<void> {
-    if (rows.length === 0) return;
-    await this.client.insert({ table: 'events', values: rows, format: 'JSONEachRow' });
+  async version(): Promise<string> {
+    const [row] = await this.select<{ v: string }>('SELECT version() AS v');
+    return row?.v ?? '';
+  }
+
+  /** TabSeparated: the server parses it in its own process, and 18.16 has no input() for JSON with conversions. */
+  async insert(batch: EventBatch): Promise<void> {
+    if (batch.size === 0) return;
+    await this.guard(`insert of ${batch.size} events`, () =>
+      this.client.insert({
+        table: Table.EVENTS,
+        columns: [...EVENT_COLUMNS],
+        values: Readable.from([batch.tsv()], { objectMode: false }),
+        format: 'TabSeparated',
+      }),
+    );
+  }
+
+  async command(sql: string): Promise<void> {
+    await this.guard('statement', () => this.client.command({ query: sql }));
   }
 
   async select<T>(sql: string): Promise<T[]> {
-    const result = await this.client.query({ query: sql, format: 'JSONEachRow' });
-    return result.json<T>();
+    return this.guard('query', async () => {
+      const result = await this.client.query({ query: sql, format: 'JSONCompact' });
+      return compactRows<T>((await result.json()) as Parameters<typeof compactRows>[0]);
+    });
   }
 
   async close(): Promise<void> {
     await this.client.close();
+  }
+
+  private async guard<T>(what: string, run: () => Promise<T>): Promise<T> {
+    try {
+      return await run();
+    } catch (cause) {
+      const message = (cause as Error).message ?? String(cause);
+      const code = UNREACHABLE.test(message) || UNREACHABLE.test(String((cause as { code?: string }).code)) ? 'STORE_UNAVAILABLE' : 'STORE_QUERY_FAILED';
+      throw new StoreError(code, `ClickHouse ${what} failed: ${message}`, { cause });
+    }
   }
 }

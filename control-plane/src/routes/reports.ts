@@ -13,7 +13,6 @@ import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 
 // The next three mirror analytics/src/reports/protocol.ts until shared/ holds the report protocol.
-const seriesSubject = (subjects: Subjects) => `${subjects.prefix}.analytics.series`;
 const GRANULARITIES = ['minute', 'hour', 'day'] as const;
 const DIMENSIONS = ['platform', 'appVersion', 'channel', 'pushType'] as const;
 
@@ -155,7 +154,7 @@ export function reportRoutes(app: Api, deps: { nc: NatsConnection; subjects: Sub
       const values = split(query[dimension]);
       if (values !== undefined) where[dimension] = values;
     }
-    const reply = await ask(deps.nc, seriesSubject(deps.subjects), {
+    const reply = await ask(deps.nc, deps.subjects.reportSeries, {
       app: appOf(request),
       granularity: query.granularity,
       from,

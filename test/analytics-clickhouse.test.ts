@@ -1,0 +1,322 @@
+/**
+ * Analytics on a real ClickHouse server (Debian's clickhouse-server, 18.16): the test starts its own
+ * server (own config, data folder and ports on 127.0.0.1), kills it in the middle of an ingestion
+ * and starts it again, and compares every report with embedded chDB's for the same events.
+ * Skipped, saying why, when the clickhouse-server binary is not installed.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { delimiter, join } from 'node:path';
+import { jetstream } from '@nats-io/jetstream';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createLogger, encodeEvent, ensureEventStream, jetstreamManagerFor, type EventKind, type TrackingEvent } from '@mps/shared';
+import {
+  ChdbStore,
+  ClickHouseStore,
+  EventBatch,
+  messageFunnelByChannel,
+  parseSeriesRequest,
+  startIngest,
+  timeSeries,
+  type EventStore,
+  type Ingest,
+} from '@mps/analytics';
+import { createTestNats, eventually, freePort, ROOT, type TestNats } from './support/services.js';
+
+const BINARY = [...(process.env.PATH ?? '').split(delimiter), '/usr/sbin', '/usr/bin']
+  .map((dir) => join(dir, 'clickhouse-server'))
+  .find((path) => existsSync(path));
+if (!BINARY) {
+  console.warn('analytics-clickhouse: SKIPPED: clickhouse-server is not installed (apt-get install clickhouse-server; make test installs it)');
+}
+
+const log = createLogger('analytics', 'silent');
+
+/** A clickhouse-server of this test's own: config, data and ports, killed and restarted at will. */
+class TestClickHouse {
+  /** The shell that ties the server to this process (the server dies with it, even by SIGKILL). */
+  private shell: ChildProcess | undefined;
+  private pid = 0;
+  private output = '';
+  readonly url: string;
+
+  private constructor(
+    private readonly dir: string,
+    private readonly httpPort: number,
+  ) {
+    this.url = `http://127.0.0.1:${httpPort}`;
+  }
+
+  static async create(): Promise<TestClickHouse> {
+    const dir = await mkdtemp(join(tmpdir(), 'mps-clickhouse-'));
+    const [httpPort, tcpPort] = [await freePort(), await freePort()];
+    await writeFile(
+      join(dir, 'config.xml'),
+      `<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><console>1</console></logger>
+  <http_port>${httpPort}</http_port>
+  <tcp_port>${tcpPort}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>${dir}/data/</path>
+  <tmp_path>${dir}/data/tmp/</tmp_path>
+  <user_files_path>${dir}/data/user_files/</user_files_path>
+  <format_schema_path>${dir}/data/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+</yandex>
+`,
+    );
+    await writeFile(
+      join(dir, 'users.xml'),
+      `<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`,
+    );
+    const server = new TestClickHouse(dir, httpPort);
+    await server.start();
+    return server;
+  }
+
+  async start(): Promise<void> {
+    const script = `"$0" "$@" & child=$!; echo "pid $child"; trap 'kill $child 2>/dev/null' TERM INT
+      while kill -0 ${process.pid} 2>/dev/null && kill -0 $child 2>/dev/null; do sleep 1; done; kill $child 2>/dev/null; wait $child`;
+    const shell = spawn('/bin/sh', ['-c', script, BINARY as string, `--config-file=${join(this.dir, 'config.xml')}`], {
+      cwd: this.dir,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.shell = shell;
+    this.output = '';
+    shell.stdout?.on('data', (d: Buffer) => (this.output += d.toString()));
+    shell.stderr?.on('data', (d: Buffer) => (this.output += d.toString()));
+    await eventually(
+      async () => {
+        if (shell.exitCode !== null) throw new Error(`clickhouse-server exited:\n${this.output}`);
+        this.pid = Number(/^pid (\d+)/m.exec(this.output)?.[1] ?? 0);
+        const response = await fetch(`${this.url}/ping`).catch(() => undefined);
+        return response?.ok ? true : undefined;
+      },
+      30_000,
+      'clickhouse-server to answer',
+    );
+  }
+
+  /** Kills the server without letting it finish anything (an outage, not a shutdown). */
+  async kill(): Promise<void> {
+    const shell = this.shell;
+    if (!shell || shell.exitCode !== null) return;
+    const exited = new Promise((resolve) => shell.once('exit', resolve));
+    process.kill(this.pid, 'SIGKILL');
+    await exited;
+  }
+
+  async destroy(): Promise<void> {
+    await this.kill();
+    await rm(this.dir, { recursive: true, force: true });
+  }
+}
+
+function event(app: string, kind: EventKind, overrides: Partial<TrackingEvent> = {}): TrackingEvent {
+  return {
+    id: randomUUID(),
+    kind,
+    app,
+    message: randomUUID(),
+    device: randomUUID(),
+    channel: 'socket',
+    platform: 'android',
+    osVersion: '14',
+    appVersion: '2.3.0',
+    sdkVersion: '0.1.0',
+    pushType: 'notification',
+    at: Date.now(),
+    ...overrides,
+  };
+}
+
+async function counts(store: EventStore, app: string) {
+  const [raw] = await store.select<{ rows: string; ids: string }>(`SELECT count() AS rows, uniqExact(id) AS ids FROM events WHERE app = '${app}'`);
+  const [minute] = await store.select<{ n: string }>(`SELECT sum(events) AS n FROM events_minute WHERE app = '${app}'`);
+  const [hour] = await store.select<{ n: string }>(`SELECT sum(events) AS n FROM events_hour WHERE app = '${app}'`);
+  return { rows: Number(raw?.rows), ids: Number(raw?.ids), minute: Number(minute?.n), hour: Number(hour?.n) };
+}
+
+/**
+ * The SQL of every panel and variable of the Grafana dashboard, with the Altinity plugin's macros
+ * ($from, $to, $interval) and the $app variable filled in as Grafana would.
+ */
+async function dashboardQueries(app: string, from: number, to: number): Promise<string[]> {
+  const dashboard = JSON.parse(await readFile(join(ROOT, 'infra/grafana/mps-analytics.json'), 'utf8')) as {
+    panels: { targets: { query: string }[] }[];
+    templating: { list: { query: string }[] };
+  };
+  const queries = [...dashboard.templating.list.map((v) => v.query), ...dashboard.panels.flatMap((p) => p.targets.map((t) => t.query))];
+  return queries.map((q) =>
+    q.replaceAll('$app', app).replaceAll('$from', String(from / 1000)).replaceAll('$to', String(to / 1000)).replaceAll('$interval', '60'),
+  );
+}
+
+async function checkDashboard(store: EventStore): Promise<void> {
+  const app = `app_dash${randomBytes(3).toString('hex')}`;
+  const at = Date.UTC(2026, 10, 22, 10, 0, 30);
+  const events = (['sent', 'delivered', 'arrived', 'opened', 'failed'] as const).map((kind) =>
+    event(app, kind, { at, channel: kind === 'sent' || kind === 'failed' ? 'fcm' : 'socket' }),
+  );
+  await store.insert(EventBatch.of(events));
+  const queries = await dashboardQueries(app, at - 3_600_000, at + 3_600_000);
+  expect(queries.length).toBeGreaterThan(10);
+  for (const sql of queries) {
+    const result = await store.select<Record<string, unknown>>(sql);
+    expect(result.length, sql).toBeGreaterThan(0);
+  }
+}
+
+// One chDB for the file: libchdb holds one data folder per process.
+let chdbDir: string;
+let chdb: ChdbStore;
+beforeAll(async () => {
+  chdbDir = await mkdtemp(join(tmpdir(), 'mps-chdb-'));
+  chdb = new ChdbStore(chdbDir);
+  await chdb.init();
+});
+afterAll(async () => {
+  await chdb?.close();
+  if (chdbDir) await rm(chdbDir, { recursive: true, force: true });
+});
+
+describe('the Grafana dashboard on embedded chDB', () => {
+  it('runs every panel query', async () => {
+    await checkDashboard(chdb);
+  });
+});
+
+describe.skipIf(!BINARY)('analytics on a ClickHouse server', () => {
+  let server: TestClickHouse;
+  let serverStore: ClickHouseStore;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(async () => {
+    server = await TestClickHouse.create();
+    serverStore = new ClickHouseStore(server.url, { requestTimeoutMs: 5000 });
+    await serverStore.init();
+  });
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup();
+    await serverStore?.close();
+    await server?.destroy();
+  });
+
+  const ingestInto = async (store: EventStore, nats: TestNats, options: { batchSize: number; ackWaitMs?: number }): Promise<Ingest> => {
+    const ingest = await startIngest({ nc: nats.nc, js: jetstream(nats.nc), store, subjects: nats.subjects, log, flushMs: 1000, ...options });
+    cleanups.push(() => ingest.stop());
+    return ingest;
+  };
+  const testNats = async () => {
+    const nats = await createTestNats();
+    await ensureEventStream(await jetstreamManagerFor(nats.nc), nats.subjects);
+    cleanups.push(() => nats.cleanup());
+    return nats;
+  };
+  const publish = async (nats: TestNats, events: TrackingEvent[]) => {
+    const js = jetstream(nats.nc);
+    await Promise.all(events.map((e) => js.publish(nats.subjects.event(e.app, e.kind), encodeEvent(e), { msgID: e.id })));
+  };
+
+  it('runs on ClickHouse 18.16 without LowCardinality, and so do the Grafana dashboard queries', async () => {
+    expect(await serverStore.version()).toMatch(/^18\.16\./);
+    const [events] = await serverStore.select<{ statement: string }>('SHOW CREATE TABLE events');
+    expect(events?.statement).not.toMatch(/LowCardinality/);
+    await checkDashboard(serverStore);
+  });
+
+  it('loses nothing and counts nothing twice when the server is killed during ingestion and started again', async () => {
+    const nats = await testNats();
+    const ingest = await ingestInto(serverStore, nats, { batchSize: 2000, ackWaitMs: 6000 });
+    const app = 'app_outage';
+    const total = 12_000;
+    const rounds = 12;
+    const publishing = (async () => {
+      for (let i = 0; i < rounds; i++) {
+        await publish(nats, Array.from({ length: total / rounds }, () => event(app, i % 3 === 0 ? 'delivered' : 'arrived')));
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    })();
+    await eventually(async () => ((await counts(serverStore, app)).rows > 0 ? true : undefined), 10_000, 'the first rows');
+    await server.kill();
+    await new Promise((r) => setTimeout(r, 3000));
+    expect(ingest.stats().failedAttempts).toBeGreaterThan(0);
+    await server.start();
+    await publishing;
+
+    // Messages held through the outage may also be redelivered and acked twice: wait for the rows.
+    await eventually(async () => ((await counts(serverStore, app)).ids === total ? true : undefined), 40_000, 'every event stored');
+    expect(await counts(serverStore, app)).toEqual({ rows: total, ids: total, minute: total, hour: total });
+  }, 60_000);
+
+  it('gives the same reports as embedded chDB for the same events', async () => {
+    // Three days of a few messages, over every kind, channel, platform and push type.
+    const app = 'app_engines';
+    const start = Date.UTC(2026, 10, 20, 22, 30);
+    const messages = Array.from({ length: 5 }, () => randomUUID());
+    const devices = Array.from({ length: 60 }, () => randomUUID());
+    const platforms = ['android', 'ios', 'harmony'];
+    const channels = ['socket', 'apns', 'fcm', 'huawei', 'xiaomi'] as const;
+    const kinds: EventKind[] = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed'];
+    const events: TrackingEvent[] = [];
+    for (let i = 0; i < 3000; i++) {
+      const device = i % devices.length;
+      events.push(
+        event(app, kinds[(i * 7) % kinds.length] as EventKind, {
+          message: messages[i % messages.length],
+          device: devices[device],
+          platform: platforms[device % 3],
+          // The last one checks that both insert formats keep awkward values intact.
+          appVersion: device % 4 === 3 ? "2.3\tbeta's\\x\n" : `2.${device % 4}.0`,
+          channel: channels[(i >> 3) % channels.length],
+          pushType: i % 5 === 0 ? 'silent' : 'notification',
+          at: start + ((i * 97_000) % (3 * 86_400_000)),
+        }),
+      );
+    }
+    const [forChdb, forServer] = [await testNats(), await testNats()];
+    const ingests = [await ingestInto(chdb, forChdb, { batchSize: 700 }), await ingestInto(serverStore, forServer, { batchSize: 700 })];
+    await Promise.all([publish(forChdb, events), publish(forServer, events)]);
+    await eventually(async () => (ingests.every((i) => i.stats().acked === events.length) ? true : undefined), 20_000, 'both engines ingested');
+
+    const requests = [
+      { app, granularity: 'minute', from: start, to: start + 86_400_000, by: ['platform'] },
+      { app, granularity: 'hour', from: start, to: start + 3 * 86_400_000, by: ['appVersion', 'channel'], where: { platform: ['ios', 'harmony'] } },
+      { app, granularity: 'day', from: start, to: start + 4 * 86_400_000, by: ['pushType'], kinds: ['delivered', 'opened'] },
+      { app, granularity: 'hour', from: start, to: start + 2 * 86_400_000, message: messages[2], by: ['channel'] },
+    ];
+    for (const request of requests) {
+      const [a, b] = await Promise.all([timeSeries(chdb, parseSeriesRequest(request)), timeSeries(serverStore, parseSeriesRequest(request))]);
+      expect(b).toEqual(a);
+      expect(a.series.length).toBeGreaterThan(0);
+    }
+    for (const funnel of [{ app, message: messages[0] as string }, { app, messages }]) {
+      const [a, b] = await Promise.all([messageFunnelByChannel(chdb, funnel), messageFunnelByChannel(serverStore, funnel)]);
+      expect(b).toEqual(a);
+    }
+
+    // And both are right: the daily counts add up to the events, per kind.
+    const days = await timeSeries(serverStore, parseSeriesRequest({ app, granularity: 'day', from: start, to: start + 4 * 86_400_000 }));
+    for (const kind of kinds) {
+      const expected = events.filter((e) => e.kind === kind).length;
+      expect((days.series[0]?.counts[kind] ?? []).reduce((x, y) => x + y, 0)).toBe(expected);
+    }
+    const first = events.filter((e) => e.message === messages[0]);
+    const { funnel } = await messageFunnelByChannel(serverStore, { app, message: messages[0] as string });
+    expect(funnel.delivered).toBe(new Set(first.filter((e) => e.kind === 'delivered').map((e) => e.device)).size);
+  }, 60_000);
+});
