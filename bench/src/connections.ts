@@ -9,7 +9,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import { dirname } from 'node:path';
 import { connectNats, createSubjects, int, jetstreamManagerFor, loadConfig, newPublicId, str, url } from '@mps/shared';
-import type { ClientConfig, ClientStatus } from './loadgen/messages.js';
+import { newClientStatus, type ClientConfig, type ClientStatus } from './loadgen/messages.js';
 import {
   buildResult,
   currentLoadAverage,
@@ -198,18 +198,7 @@ export async function runConnectionsBench(params: ConnectionsParams, options: Ru
         maxAttempts: 3,
       }),
     );
-    const statuses: ClientStatus[] = configs.map(() => ({
-      held: 0,
-      handshakes: 0,
-      inFlight: 0,
-      failed: 0,
-      retries: 0,
-      dropped: 0,
-      messages: 0,
-      reached: 0,
-      stopped: false,
-      reasons: {},
-    }));
+    const statuses: ClientStatus[] = configs.map(() => newClientStatus());
     log(`starting ${params.clients} load clients`);
     await startLoadClients(params.runFrom, configs, (client) => {
       const i = clients.push(client) - 1;

@@ -7,7 +7,7 @@
 import { connect, type Socket } from 'node:net';
 import { decodeServerFrame, encodeFrame, FrameType, PROTOCOL_VERSION, ProtocolError } from '@mps/shared/protocol';
 import { deviceId, deviceSecret } from './identity.js';
-import type { ClientConfig, ClientStatus } from './messages.js';
+import { newClientStatus, type ClientConfig, type ClientStatus } from './messages.js';
 import {
   clientFrame,
   closeCode,
@@ -29,18 +29,7 @@ export function sourceAddress(device: number, perAddress: number): string {
 }
 
 export class DeviceSockets {
-  readonly status: ClientStatus = {
-    held: 0,
-    handshakes: 0,
-    inFlight: 0,
-    failed: 0,
-    retries: 0,
-    dropped: 0,
-    messages: 0,
-    reached: 0,
-    stopped: false,
-    reasons: {},
-  };
+  readonly status: ClientStatus = newClientStatus();
   private readonly upgrade: Upgrade;
   private target = 0;
   /** The next device (relative to firstDevice) not tried yet. */

@@ -44,4 +44,9 @@ export interface ClientStatus {
   reasons: Record<string, number>;
 }
 
+/** A client's status before it has done anything. */
+export function newClientStatus(): ClientStatus {
+  return { held: 0, handshakes: 0, inFlight: 0, failed: 0, retries: 0, dropped: 0, messages: 0, reached: 0, stopped: false, reasons: {} };
+}
+
 export type FromClient = { type: 'ready' } | ({ type: 'status' } & ClientStatus);
