@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # make run: installs and starts what is missing, builds, creates the demo app on first run, then
-# runs gateways (one per core, sharing the port), the control plane, analytics and a demo device.
+# runs gateways (one per core, sharing the port), the control plane, analytics, the vendor sender
+# and a demo device.
 # Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,6 +32,7 @@ for i in $(seq 0 $((gateways - 1))); do
   GATEWAY_ADMIN_PORT=$((admin_base + i)) node gateway/dist/main.js & pids+=($!)
 done
 node analytics/dist/main.js & pids+=($!)
+node sender/dist/main.js & pids+=($!)
 
 api_port="${API_PORT:-8080}"; gw_port="${GATEWAY_PORT:-8081}"
 wait_port 127.0.0.1 "$api_port" || die "the control plane did not start"

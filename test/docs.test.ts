@@ -6,6 +6,7 @@ import { commonSpec } from '@mps/shared';
 import { gatewaySpec } from '@mps/gateway';
 import { controlPlaneSpec } from '@mps/control-plane';
 import { analyticsSpec } from '@mps/analytics';
+import { senderSpec } from '@mps/sender';
 import { ROOT } from './support/services.js';
 
 const read = (path: string) => readFileSync(join(ROOT, path), 'utf8');
@@ -20,7 +21,7 @@ function readByScriptsAndTools(): string[] {
 }
 
 describe('documentation', () => {
-  const specs = [commonSpec, gatewaySpec, controlPlaneSpec, analyticsSpec].flatMap((spec) => Object.keys(spec));
+  const specs = [commonSpec, gatewaySpec, controlPlaneSpec, analyticsSpec, senderSpec].flatMap((spec) => Object.keys(spec));
   const variables = [...new Set([...specs, ...readByScriptsAndTools()])].sort();
 
   it('finds the variables it checks', () => {

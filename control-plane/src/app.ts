@@ -3,13 +3,14 @@ import Fastify, { type FastifyBaseLogger, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import rateLimit from '@fastify/rate-limit';
-import type { Db, Logger, NatsConnection, Subjects } from '@mps/shared';
+import { ChannelStore, ensureVendorStream, jetstreamManagerFor, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from './api.js';
 import { appOf, registerSignatureCheck } from './auth.js';
 import { ApiError, errorBody } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
 import { broadcastRoutes, createBroadcastService } from './routes/broadcast.js';
+import { channelRoutes } from './routes/channels.js';
 import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
 import { registerOpenApi, serveOpenApi } from './openapi.js';
@@ -22,6 +23,7 @@ import { reportRoutes } from './routes/reports.js';
 import { revokeRoutes } from './routes/revoke.js';
 import { templateRoutes } from './routes/templates.js';
 import { TemplateStore } from './templates.js';
+import { VendorJobs } from './vendor-jobs.js';
 
 export interface AppDeps {
   db: Db;
@@ -64,8 +66,11 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
 
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
     if (error instanceof ApiError) {
-      if (error.statusCode >= 500) request.log.error({ err: error }, 'request failed');
-      return reply.code(error.statusCode).send(errorBody(error.code, error.statusCode >= 500 ? 'internal error' : error.message));
+      if (error.statusCode >= 500) {
+        request.log.error({ err: error }, 'request failed');
+        return reply.code(error.statusCode).send(errorBody(error.code, 'internal error'));
+      }
+      return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.field));
     }
     if (error.validation) return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message));
     if (error.statusCode === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', error.message));
@@ -85,7 +90,9 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   serveOpenApi(app);
 
   const templates = new TemplateStore(deps.db);
-  const pushes = createPushService({ ...deps, templates });
+  await ensureVendorStream(await jetstreamManagerFor(deps.nc), deps.subjects);
+  const vendorJobs = new VendorJobs(deps.db, deps.js, deps.subjects);
+  const pushes = createPushService({ ...deps, templates, vendorJobs });
   const broadcasts = createBroadcastService(deps);
   const scheduler = createScheduler({ db: deps.db, log: deps.log, intervalMs: deps.schedulerIntervalMs ?? 1000 });
   scheduler.start({
@@ -115,6 +122,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     messageRoutes(v1, deps.db);
     revokeRoutes(v1, deps);
     keyRoutes(v1, deps.keys);
+    channelRoutes(v1, new ChannelStore(deps.db, deps.keys.sealer), vendorJobs);
   });
 
   await app.ready();

@@ -1,13 +1,10 @@
-import { commonSpec, int, loadConfig, port, str } from '@mps/shared';
+import { commonSpec, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
 
 export const controlPlaneSpec = {
   ...commonSpec,
   API_HOST: str({ default: '0.0.0.0', desc: 'the address the HTTP API listens on' }),
   API_PORT: port({ default: 8080, desc: 'the HTTP API port' }),
-  MASTER_KEY: str({
-    default: '',
-    desc: '32 random bytes, base64, sealing secrets at rest (empty: kept in DATA_DIR/master.key, created on first start)',
-  }),
+  ...masterKeySpec,
   DEFAULT_TTL_S: int({ min: 1, default: 86_400, desc: 'validity period of a message that gives none, in seconds' }),
   MAX_TTL_S: int({ min: 1, default: 7 * 86_400, desc: 'the longest validity period a message may ask for, in seconds' }),
   RATE_LIMIT_PER_S: int({ min: 1, default: 2000, desc: "requests per second one app may make on one control-plane process (apps.rate_limit_per_s overrides)" }),

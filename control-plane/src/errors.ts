@@ -20,6 +20,7 @@ export const ErrorCode = {
   PROFILE_LIMIT: 400,
   INVALID_URL: 400,
   INVALID_SCHEDULE: 400,
+  INVALID_CHANNEL: 400,
   DEVICE_NOT_FOUND: 404,
   PAYLOAD_TOO_LARGE: 413,
   UNSUPPORTED_MEDIA_TYPE: 415,
@@ -28,6 +29,7 @@ export const ErrorCode = {
   TASK_NOT_FOUND: 404,
   SCHEDULE_NOT_FOUND: 404,
   MESSAGE_NOT_FOUND: 404,
+  CHANNEL_NOT_FOUND: 404,
   TOO_OLD_TO_REVOKE: 409,
   KEY_LIMIT: 409,
   LAST_ACTIVE_KEY: 409,
@@ -42,19 +44,24 @@ export type ErrorCode = keyof typeof ErrorCode;
 
 export class ApiError extends Error {
   readonly statusCode: number;
+  /** The request field at fault, where there is one (forms show the message beside it). */
+  readonly field: string | undefined;
   constructor(
     readonly code: ErrorCode,
     message: string,
-    options?: { cause?: unknown },
+    options?: { cause?: unknown; field?: string },
   ) {
     super(message, options);
     this.name = 'ApiError';
     this.statusCode = ErrorCode[code];
+    this.field = options?.field;
   }
 }
 
 export interface ErrorBody {
-  error: { code: ErrorCode; message: string };
+  error: { code: ErrorCode; message: string; field?: string };
 }
 
-export const errorBody = (code: ErrorCode, message: string): ErrorBody => ({ error: { code, message } });
+export const errorBody = (code: ErrorCode, message: string, field?: string): ErrorBody => ({
+  error: { code, message, ...(field !== undefined && { field }) },
+});

@@ -54,7 +54,8 @@ export interface CreatedApp {
 export class KeyStore extends ApiKeyLookup {
   constructor(
     private readonly pool: Db,
-    private readonly sealer: MasterKey,
+    /** Seals what is kept secret at rest (key secrets here, vendor credentials in ChannelStore). */
+    readonly sealer: MasterKey,
     cacheMs: number,
   ) {
     super(pool, sealer, cacheMs);

@@ -1,4 +1,4 @@
-import { commonSpec, int, loadConfig, port, str } from '@mps/shared';
+import { commonSpec, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
 
 export const gatewaySpec = {
   ...commonSpec,
@@ -6,7 +6,7 @@ export const gatewaySpec = {
   GATEWAY_PORT: port({ default: 8081, desc: 'the WebSocket port (shared by all gateway processes of a machine)' }),
   GATEWAY_ADMIN_HOST: str({ default: '127.0.0.1', desc: 'the address of the admin endpoint (metrics, health); keep it away from devices' }),
   GATEWAY_ADMIN_PORT: int({ min: 0, default: 9091, desc: 'the admin port of this process (0: no admin endpoint); one per process' }),
-  MASTER_KEY: str({ default: '', desc: '32 random bytes, base64, as given to the control plane (empty: DATA_DIR/master.key)' }),
+  ...masterKeySpec,
   GATEWAY_AUTH_TIMEOUT_MS: int({ min: 100, default: 5000, desc: 'ms a new socket has to send its auth or register frame' }),
   GATEWAY_IDLE_TIMEOUT_S: int({ min: 8, max: 960, default: 120, desc: 'seconds without traffic before a socket is considered dead (8-960, a uWS bound)' }),
   GATEWAY_MAX_FRAME_BYTES: int({ min: 1024, default: 64 * 1024, desc: 'the largest frame a device may send, in bytes' }),

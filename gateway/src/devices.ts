@@ -183,7 +183,10 @@ export class DeviceStore {
   async setVendorToken(device: Device, vendor: Vendor, token: string): Promise<void> {
     await this.db.query(
       `INSERT INTO device_vendor_tokens (device_id, vendor, token) VALUES ($1, $2, $3)
-       ON CONFLICT (device_id, vendor) DO UPDATE SET token = EXCLUDED.token, updated_at = now()`,
+       ON CONFLICT (device_id, vendor) DO UPDATE SET token = EXCLUDED.token, updated_at = now(),
+         -- A token the vendor refused stays dead until the device reports a different one.
+         dead_at = CASE WHEN device_vendor_tokens.token = EXCLUDED.token THEN device_vendor_tokens.dead_at END,
+         dead_reason = CASE WHEN device_vendor_tokens.token = EXCLUDED.token THEN device_vendor_tokens.dead_reason END`,
       [device.id, vendor, token],
     );
   }

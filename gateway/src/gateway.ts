@@ -12,6 +12,7 @@ import {
   CONNECTION_HEADER,
   CONTROL_HEADER,
   DEVICE_REPLACED,
+  PRESENCE_QUERY,
   PROFILE_CHANGED,
   decodeBroadcast,
   decodeClientFrame,
@@ -153,6 +154,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const control = msg.headers?.get(CONTROL_HEADER);
       if (control === PROFILE_CHANGED) {
         for (const ws of sockets) frames.reloadProfile(ws);
+        return;
+      }
+      if (control === PRESENCE_QUERY) {
+        for (const ws of sockets) if (ws.getUserData().state === 'ready') return msg.respond();
         return;
       }
       if (control === DEVICE_REPLACED) {

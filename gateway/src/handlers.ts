@@ -154,7 +154,7 @@ export function createFrameHandler(ctx: HandlerContext) {
     switch (frame.t) {
       case FrameType.ACK:
         ctx.metrics.acks.inc(frame.ids.length);
-        for (const id of frame.ids) tracker.record('delivered', device, id, node.pushTypes.of(id));
+        for (const id of frame.ids) tracker.record('delivered', device, id, node.pushTypes.of(id), Date.now(), frame.ch ?? 'socket');
         return;
       case FrameType.TRACK:
         for (const event of frame.events) tracker.record(event.ev, device, event.id, node.pushTypes.of(event.id), event.at);

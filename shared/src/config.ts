@@ -57,6 +57,14 @@ export const commonSpec = {
   }),
 };
 
+/** The key that seals secrets at rest, for every service that reads or writes them. */
+export const masterKeySpec = {
+  MASTER_KEY: str({
+    default: '',
+    desc: '32 random bytes, base64, sealing secrets at rest (empty: kept in DATA_DIR/master.key, created on first start)',
+  }),
+};
+
 /** Runs a service's main, printing configuration errors as one line each and exiting non-zero. */
 export async function runMain(main: () => Promise<void>): Promise<void> {
   try {

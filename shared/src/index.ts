@@ -17,3 +17,4 @@ export * from './tokens.js';
 export * from './condition.js';
 export * from './broadcast.js';
 export * from './profiles.js';
+export * from './channels.js';

@@ -14,11 +14,13 @@ export interface Profile {
 /**
  * A NATS header on a device or user subject marks a control message for the gateways, not a device
  * frame: "the profile changed, reload it", or "this device connected again elsewhere" (with the
- * new connection's id in CONNECTION_HEADER).
+ * new connection's id in CONNECTION_HEADER), or a request "is this device connected?" that only
+ * a gateway holding a ready socket of the device answers (no responders means offline).
  */
 export const CONTROL_HEADER = 'Mps-Control';
 export const PROFILE_CHANGED = 'profile';
 export const DEVICE_REPLACED = 'replaced';
+export const PRESENCE_QUERY = 'presence';
 export const CONNECTION_HEADER = 'Mps-Connection';
 /** When the new connection authenticated (ms): only connections older than it are replaced. */
 export const AUTHENTICATED_HEADER = 'Mps-Authenticated';

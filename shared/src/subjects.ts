@@ -36,6 +36,10 @@ export function createSubjects(prefix: string) {
     reportFunnel: `${prefix}.analytics.funnel`,
     /** Request/reply: event counts over time from analytics. */
     reportSeries: `${prefix}.analytics.series`,
+    /** The vendor work queue: one job per push and target. */
+    vendorJob: (app: string) => `${prefix}.vq.${token('app', app)}`,
+    allVendorJobs: `${prefix}.vq.>`,
+    vendorStream: `${upper}_VENDOR`,
     eventStream: `${upper}_EVENTS`,
     nonceBucket: `${upper}_NONCES`,
   } as const;

@@ -68,7 +68,7 @@ export async function createTestNats(): Promise<TestNats> {
     subjects,
     cleanup: async () => {
       const jsm = await jetstreamManager(nc);
-      for (const stream of [subjects.eventStream, `KV_${subjects.nonceBucket}`]) {
+      for (const stream of [subjects.eventStream, subjects.vendorStream, `KV_${subjects.nonceBucket}`]) {
         await jsm.streams.delete(stream).catch(() => undefined);
       }
       await nc.close();
@@ -94,7 +94,7 @@ export interface ServiceProcess {
 }
 
 /** Starts a service's main.ts from the sources, as its own process. */
-export function startService(pkg: 'gateway' | 'control-plane' | 'analytics', env: Record<string, string>): ServiceProcess {
+export function startService(pkg: 'gateway' | 'control-plane' | 'analytics' | 'sender', env: Record<string, string>): ServiceProcess {
   const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', `${pkg}/src/main.ts`], {
     cwd: ROOT,
     env: { ...process.env, LOG_LEVEL: 'warn', ...env },
@@ -108,7 +108,7 @@ export function startService(pkg: 'gateway' | 'control-plane' | 'analytics', env
     output: () => output,
     stop: () =>
       new Promise((resolve) => {
-        if (child.exitCode !== null) return resolve();
+        if (child.exitCode !== null || child.signalCode !== null) return resolve();
         child.once('exit', () => resolve());
         child.kill('SIGTERM');
         setTimeout(() => child.kill('SIGKILL'), 5000).unref();

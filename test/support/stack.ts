@@ -13,6 +13,8 @@ export interface TestStack {
   database: TestDatabase;
   nats: TestNats;
   masterKey: MasterKey;
+  /** The master key as a service process takes it (MASTER_KEY). */
+  masterKeyBase64: string;
   keys: KeyStore;
   gateway: TestGateway;
   apiUrl: string;
@@ -35,7 +37,8 @@ export interface TestDevice {
 export async function startTestStack(gatewayEnv: Record<string, string> = {}): Promise<TestStack> {
   const database = await createTestDatabase();
   const nats = await createTestNats();
-  const masterKey = MasterKey.fromBase64(MasterKey.generate());
+  const masterKeyBase64 = MasterKey.generate();
+  const masterKey = MasterKey.fromBase64(masterKeyBase64);
   const keys = new KeyStore(database.db, masterKey, 0);
   const log = createLogger('test', 'silent');
   const gateway = await startTestGateway(database.db, nats, masterKey, gatewayEnv);
@@ -62,6 +65,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
     database,
     nats,
     masterKey,
+    masterKeyBase64,
     keys,
     gateway,
     apiUrl,

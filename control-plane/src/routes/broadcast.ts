@@ -68,7 +68,10 @@ export function createBroadcastService(deps: Ttl & { db: Db; nc: NatsConnection;
     const { audience, condition } = parseSelection(push);
     const { message, frame } = prepareMessage(push, deps);
     const accepted = await inTransaction(deps.db, async (client) => {
-      const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, push.businessId);
+      const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, {
+        businessId: push.businessId,
+        delivery: { channel: 'socket' },
+      });
       if (first) return first;
       const targeted = await countReached(client, appId, audience, condition);
       await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);

@@ -3,7 +3,18 @@
  * and storing the message exactly once per business id.
  */
 import Type from 'typebox';
-import { encodeMessage, namedRecord, newId, oneOf, PushType, type DbClient, type MessageContent, type StoredMessage } from '@mps/shared';
+import {
+  ChannelPolicy,
+  encodeMessage,
+  namedRecord,
+  newId,
+  oneOf,
+  PushType,
+  VendorOptions,
+  type DbClient,
+  type MessageContent,
+  type StoredMessage,
+} from '@mps/shared';
 import { ApiError } from '../errors.js';
 
 /** APNs' own limit; a frame above it would be refused by the vendor channels anyway. */
@@ -20,6 +31,19 @@ export const ContentFields = {
     Type.String({ minLength: 1, maxLength: 128, description: 'the same business id returns the first message id and sends nothing' }),
   ),
 };
+
+/** How a targeted push travels (broadcasts go over sockets only). */
+export const DeliveryFields = {
+  channel: Type.Optional(
+    oneOf(ChannelPolicy),
+  ),
+  vendor: Type.Optional(VendorOptions),
+};
+
+export interface Delivery {
+  channel?: ChannelPolicy;
+  vendor?: VendorOptions;
+}
 
 export interface ContentInput {
   pushType?: PushType;
@@ -74,14 +98,26 @@ export async function insertMessage(
   mode: 'simple' | 'template' | 'multiple' | 'broadcast',
   message: StoredMessage,
   target: object,
-  businessId: string | undefined,
-  taskId?: string,
+  options: { businessId?: string | undefined; taskId?: string; delivery: Delivery },
 ): Promise<Accepted | undefined> {
+  const { businessId, taskId, delivery } = options;
   const inserted = await client.query(
-    `INSERT INTO messages (id, app_id, mode, push_type, target, content, business_id, expires_at, task_id)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+    `INSERT INTO messages (id, app_id, mode, push_type, target, content, business_id, expires_at, task_id, channel_policy, vendor_options)
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
      ON CONFLICT (app_id, business_id) WHERE business_id IS NOT NULL DO NOTHING`,
-    [message.id, app, mode, message.pushType, target, message.content, businessId ?? null, message.expiresAt, taskId ?? null],
+    [
+      message.id,
+      app,
+      mode,
+      message.pushType,
+      target,
+      message.content,
+      businessId ?? null,
+      message.expiresAt,
+      taskId ?? null,
+      delivery.channel ?? 'auto',
+      delivery.vendor ?? null,
+    ],
   );
   if (inserted.rowCount === 1) return undefined;
   const first = await client.query<{ id: string; targeted: number }>(

@@ -14,6 +14,9 @@ const TARGETS_SHOWN = 100;
 const InboxStatus = ['pending', 'delivered', 'expired', 'revoked', 'failed'] as const;
 type InboxStatus = (typeof InboxStatus)[number];
 
+const VendorSendStatus = ['sending', 'sent', 'failed', 'skipped'] as const;
+type VendorSendStatus = (typeof VendorSendStatus)[number];
+
 const Counts = Type.Object({
   targeted: Type.Integer(),
   pending: Type.Integer(),
@@ -46,7 +49,48 @@ const MessageStatus = Type.Object({
     }),
     { description: `the first ${TARGETS_SHOWN} targets in send order` },
   ),
+  vendor: Type.Object(
+    {
+      counts: Type.Object({ sending: Type.Integer(), sent: Type.Integer(), failed: Type.Integer(), skipped: Type.Integer() }),
+      sends: Type.Array(
+        Type.Object({
+          device: Type.String(),
+          vendor: Type.String(),
+          status: oneOf(VendorSendStatus),
+          reason: Type.Union([Type.String(), Type.Null()]),
+          attempts: Type.Integer(),
+          updatedAt: Type.String(),
+        }),
+        { description: `the first ${TARGETS_SHOWN} vendor sends by device` },
+      ),
+    },
+    { description: 'what the vendor senders did per device (skipped: the socket had it, or had acked it)' },
+  ),
 });
+
+/** The vendor ledger of one message: counts, and the first sends. */
+async function vendorSendsOf(db: Db, message: string) {
+  const [counts, sends] = await Promise.all([
+    db.query<{ status: VendorSendStatus; n: number }>('SELECT status, count(*)::int AS n FROM vendor_sends WHERE message_id = $1 GROUP BY 1', [message]),
+    db.query<{ device_id: string; vendor: string; status: VendorSendStatus; reason: string | null; attempts: number; updated_at: Date }>(
+      'SELECT device_id, vendor, status, reason, attempts, updated_at FROM vendor_sends WHERE message_id = $1 ORDER BY device_id LIMIT $2',
+      [message, TARGETS_SHOWN],
+    ),
+  ]);
+  const total = { sending: 0, sent: 0, failed: 0, skipped: 0 };
+  for (const r of counts.rows) total[r.status] = r.n;
+  return {
+    counts: total,
+    sends: sends.rows.map((r) => ({
+      device: r.device_id,
+      vendor: r.vendor,
+      status: r.status,
+      reason: r.reason,
+      attempts: r.attempts,
+      updatedAt: r.updated_at.toISOString(),
+    })),
+  };
+}
 
 /** A pending row past its expiry is reported as expired even before the purge marks it. */
 const EFFECTIVE_STATUS = `CASE WHEN i.status = 'pending' AND i.expires_at <= now() THEN 'expired' ELSE i.status END`;
@@ -119,6 +163,7 @@ export function messageRoutes(app: Api, db: Db): void {
           channel: t.channel,
           deliveredAt: t.delivered_at?.toISOString() ?? null,
         })),
+        vendor: await vendorSendsOf(db, message.id),
       };
     },
   );

@@ -9,7 +9,8 @@ import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 import { render, type TemplateStore } from '../templates.js';
-import { Accepted, ContentFields, insertMessage, prepareMessage, type ContentInput, type Ttl } from './message-input.js';
+import type { VendorJobs } from '../vendor-jobs.js';
+import { Accepted, ContentFields, DeliveryFields, insertMessage, prepareMessage, type ContentInput, type Delivery, type Ttl } from './message-input.js';
 
 export const MAX_TARGETS = 1000;
 
@@ -24,11 +25,11 @@ type Target = Static<typeof Target>;
 
 const Values = namedRecord(Type.String({ maxLength: 1024 }), 64, { description: 'placeholder values' });
 
-const SimplePush = Type.Object({ target: Target, ...ContentFields }, { additionalProperties: false });
+const SimplePush = Type.Object({ target: Target, ...ContentFields, ...DeliveryFields }, { additionalProperties: false });
 
 const { title: _title, body: _body, extras: _extras, ...NonTemplateFields } = ContentFields;
 const TemplatePush = Type.Object(
-  { target: Target, template: Type.String({ minLength: 1, maxLength: 64 }), values: Type.Optional(Values), ...NonTemplateFields },
+  { target: Target, template: Type.String({ minLength: 1, maxLength: 64 }), values: Type.Optional(Values), ...NonTemplateFields, ...DeliveryFields },
   { additionalProperties: false },
 );
 
@@ -40,6 +41,7 @@ const MultiplePush = Type.Object(
     }),
     template: Type.Optional(Type.String({ minLength: 1, maxLength: 64, description: 'a stored template; or give title/body with placeholders' })),
     ...ContentFields,
+    ...DeliveryFields,
   },
   { additionalProperties: false },
 );
@@ -55,6 +57,7 @@ export interface PushDeps extends Ttl {
   nc: NatsConnection;
   subjects: Subjects;
   templates: TemplateStore;
+  vendorJobs: VendorJobs;
 }
 
 function checkTarget(target: Target): void {
@@ -63,8 +66,21 @@ function checkTarget(target: Target): void {
   }
 }
 
-/** Inbox rows for the target: the device, or the user's current devices (and the user's inbox for later ones). */
-async function enqueue(client: DbClient, app: string, target: Target, message: StoredMessage): Promise<number> {
+/**
+ * Inbox rows for the target: the device, or the user's current devices (and the user's inbox for
+ * later ones). A vendor-only message has no inbox rows: it counts the devices it is aimed at.
+ */
+async function enqueue(client: DbClient, app: string, target: Target, message: StoredMessage, delivery: Delivery): Promise<number> {
+  if (delivery.channel === 'vendor') {
+    const r = await client.query<{ n: number }>(
+      'SELECT count(*)::int AS n FROM devices WHERE app_id = $1 AND ' + (target.device !== undefined ? 'id = $2' : 'user_id = $2'),
+      [app, target.device ?? target.user],
+    );
+    const n = r.rows[0]?.n ?? 0;
+    if (n === 0 && target.device !== undefined) throw new ApiError('DEVICE_NOT_FOUND', `no device ${target.device} in this app`);
+    await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, n]);
+    return n;
+  }
   if (target.device !== undefined) {
     const r = await client.query(
       `INSERT INTO inbox (device_id, message_id, expires_at) SELECT id, $2, $3 FROM devices WHERE id = $1 AND app_id = $4`,
@@ -97,16 +113,25 @@ export function createPushService(deps: PushDeps) {
     target.device !== undefined ? deps.subjects.device(appId, target.device) : deps.subjects.user(appId, target.user as string);
 
   /** Stores one message for one target and publishes it (after the commit: stored first, then sent). */
-  async function pushOne(appId: string, mode: 'simple' | 'template', target: Target, input: ContentInput, businessId?: string): Promise<Accepted> {
+  /** The inbox rows (or vendor count) and the vendor job of one message: inside the transaction. */
+  async function stage(client: DbClient, appId: string, target: Target, message: StoredMessage, delivery: Delivery): Promise<number> {
+    const targeted = await enqueue(client, appId, target, message, delivery);
+    await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, ...target });
+    return targeted;
+  }
+
+  /** Stores one message for one target and publishes it (after the commit: stored first, then sent). */
+  async function pushOne(appId: string, mode: 'simple' | 'template', target: Target, input: ContentInput & Delivery, businessId?: string): Promise<Accepted> {
     checkTarget(target);
     const { message, frame } = prepareMessage(input, deps);
+    const delivery = { channel: input.channel, vendor: input.vendor };
     const accepted = await inTransaction(deps.db, async (client) => {
-      const first = await insertMessage(client, appId, mode, message, target, businessId);
+      const first = await insertMessage(client, appId, mode, message, target, { businessId, delivery });
       if (first) return first;
-      return { messageId: message.id, targeted: await enqueue(client, appId, target, message), duplicate: false };
+      return { messageId: message.id, targeted: await stage(client, appId, target, message, delivery), duplicate: false };
     });
     // If this publish is lost the device still gets the message from its inbox.
-    if (!accepted.duplicate) deps.nc.publish(subjectOf(appId, target), frame);
+    if (!accepted.duplicate && delivery.channel !== 'vendor') deps.nc.publish(subjectOf(appId, target), frame);
     return accepted;
   }
 
@@ -129,14 +154,16 @@ export function createPushService(deps: PushDeps) {
   async function multiple(appId: string, push: MultiplePush): Promise<TaskAccepted> {
     const prepared = await prepareTask(appId, push);
     const taskId = newId();
+    const delivery = { channel: push.channel, vendor: push.vendor };
     const result = await inTransaction(deps.db, async (client) => {
       const messages = [];
       for (const [i, { target, message }] of prepared.entries()) {
         const { values: _values, ...stored } = target;
         // The business id rides on the task's first message: a retried call finds it there.
-        const first = await insertMessage(client, appId, 'multiple', message, stored, i === 0 ? push.businessId : undefined, taskId);
+        const businessId = i === 0 ? push.businessId : undefined;
+        const first = await insertMessage(client, appId, 'multiple', message, stored, { businessId, taskId, delivery });
         if (first) return { duplicate: true as const, messageId: first.messageId };
-        messages.push({ messageId: message.id, targeted: await enqueue(client, appId, target, message) });
+        messages.push({ messageId: message.id, targeted: await stage(client, appId, stored, message, delivery) });
       }
       return { duplicate: false as const, messages };
     });
@@ -149,7 +176,7 @@ export function createPushService(deps: PushDeps) {
       const taskOf = task.rows[0]?.task_id ?? '';
       return { taskId: taskOf, duplicate: true, messages: task.rows.map((r) => ({ messageId: r.id, targeted: r.targeted })) };
     }
-    for (const { target, frame } of prepared) deps.nc.publish(subjectOf(appId, target), frame);
+    if (delivery.channel !== 'vendor') for (const { target, frame } of prepared) deps.nc.publish(subjectOf(appId, target), frame);
     return { taskId, duplicate: false, messages: result.messages };
   }
 

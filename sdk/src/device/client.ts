@@ -353,6 +353,18 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     this.ack(message.id);
   }
 
+  /**
+   * Reports a message the app showed from a vendor notification (APNs, FCM, Huawei, Xiaomi carry
+   * its id as `mps_id`): it counts as delivered through that vendor, and the socket's copy is
+   * acked without being shown again. Returns false when the socket had already shown it.
+   */
+  shownByVendor(messageId: string, vendor: Vendor): boolean {
+    const first = this.seen.add(messageId);
+    // Unsent, it is not lost: the socket's copy arrives later, is recognised, and acked.
+    this.send({ t: FrameType.ACK, ids: [messageId], ch: vendor });
+    return first;
+  }
+
   private ack(id: string): void {
     this.pendingAcks.push(id);
     if (this.pendingAcks.length === 1) queueMicrotask(() => this.flushAcks());

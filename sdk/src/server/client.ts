@@ -3,7 +3,19 @@
  * Node only (it signs with node:crypto).
  */
 import { createPrivateKey, randomBytes, type KeyObject } from 'node:crypto';
-import { SignatureHeader, signDeviceToken, signRequest, TokenAudience, type PushType, type SigningKey } from '@mps/shared';
+import {
+  SignatureHeader,
+  signDeviceToken,
+  signRequest,
+  TokenAudience,
+  type ChannelConfigs,
+  type ChannelPolicy,
+  type ChannelSummary,
+  type PushType,
+  type SigningKey,
+  type Vendor,
+  type VendorOptions,
+} from '@mps/shared';
 
 /** An HMAC key's secret, or the private half of an uploaded RSA-2048 / Ed25519 public key. */
 export type PushClientOptions = {
@@ -52,6 +64,10 @@ export interface SimplePush {
   ttl?: number;
   /** The same business id returns the first message id and sends nothing. */
   businessId?: string;
+  /** auto (default): the socket if connected, else the vendor channel; socket only; or vendor only. */
+  channel?: ChannelPolicy;
+  /** APNs and Android vendor fields (priority, collapse id, sound, channel id, category, ...). */
+  vendor?: VendorOptions;
 }
 
 export type TemplatePush = Omit<SimplePush, 'title' | 'body' | 'extras'> & { template: string; values?: Record<string, string> };
@@ -75,7 +91,7 @@ export interface Template {
   placeholders: string[];
 }
 
-export type MessageSummary = Omit<MessageStatus, 'targets'>;
+export type MessageSummary = Omit<MessageStatus, 'targets' | 'vendor'>;
 
 export type Audience = 'all' | 'bound' | 'unbound';
 
@@ -113,6 +129,10 @@ export interface MessageStatus {
   revokedAt: string | null;
   counts: Record<'targeted' | TargetStatus, number>;
   targets: { device: string; status: TargetStatus; channel: string | null; deliveredAt: string | null }[];
+  vendor: {
+    counts: Record<'sending' | 'sent' | 'failed' | 'skipped', number>;
+    sends: { device: string; vendor: Vendor; status: 'sending' | 'sent' | 'failed' | 'skipped'; reason: string | null; attempts: number; updatedAt: string }[];
+  };
 }
 
 export interface KeyInfo {
@@ -310,6 +330,20 @@ export class PushClient {
 
   deleteKey(id: string): Promise<void> {
     return this.request('DELETE', `/v1/keys/${encodeURIComponent(id)}`);
+  }
+
+  /** The app's vendor channels: ids, names and fingerprints, never the secrets. */
+  channels(): Promise<{ channels: ChannelSummary[] }> {
+    return this.request('GET', '/v1/channels');
+  }
+
+  /** Saves (validated, sealed at rest) the credentials of one vendor channel. */
+  setChannel<V extends Vendor>(vendor: V, config: ChannelConfigs[V]): Promise<ChannelSummary> {
+    return this.request('PUT', `/v1/channels/${vendor}`, config);
+  }
+
+  deleteChannel(vendor: Vendor): Promise<void> {
+    return this.request('DELETE', `/v1/channels/${vendor}`);
   }
 
   receiptCallback(): Promise<{ url: string | null }> {

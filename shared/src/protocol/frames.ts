@@ -92,6 +92,8 @@ export const AuthFrame = Type.Union([
 export const AckFrame = Type.Object({
   t: Type.Literal(FrameType.ACK),
   ids: Type.Array(Id, { minItems: 1, maxItems: Limits.IDS_PER_FRAME }),
+  /** The vendor channel these messages were shown through (absent: this socket). */
+  ch: Type.Optional(oneOf(Vendor)),
 });
 
 export const PingFrame = Type.Object({ t: Type.Literal(FrameType.PING) });

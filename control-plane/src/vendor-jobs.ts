@@ -1,0 +1,39 @@
+/**
+ * Hands pushes to the vendor senders: one job per (message, target) on the JetStream work queue,
+ * published inside the push's transaction so that a push is accepted only with its job queued.
+ * Apps without any vendor channel get no jobs (looked up once per CACHE_MS per process).
+ */
+import type { JetStreamClient } from '@nats-io/jetstream';
+import { encodeVendorJob, type ChannelPolicy, type Db, type Subjects, type VendorJob } from '@mps/shared';
+
+const CACHE_MS = 5000;
+
+export class VendorJobs {
+  private readonly configured = new Map<string, { has: boolean; at: number }>();
+
+  constructor(
+    private readonly db: Db,
+    private readonly js: JetStreamClient,
+    private readonly subjects: Subjects,
+  ) {}
+
+  /** Queues the job when the message may travel by vendor and the app has a channel for it. */
+  async enqueue(policy: ChannelPolicy, job: VendorJob): Promise<void> {
+    if (policy === 'socket' || !(await this.hasChannels(job.app))) return;
+    // The message id dedupes a job published twice (a retried transaction) within the window.
+    await this.js.publish(this.subjects.vendorJob(job.app), encodeVendorJob(job), { msgID: `${job.message}.${job.device ?? job.user}` });
+  }
+
+  /** After a channel of the app was saved or removed on this process. */
+  forget(app: string): void {
+    this.configured.delete(app);
+  }
+
+  private async hasChannels(app: string): Promise<boolean> {
+    const cached = this.configured.get(app);
+    if (cached && Date.now() - cached.at < CACHE_MS) return cached.has;
+    const r = await this.db.query('SELECT 1 FROM app_channels WHERE app_id = $1 LIMIT 1', [app]);
+    this.configured.set(app, { has: r.rowCount === 1, at: Date.now() });
+    return r.rowCount === 1;
+  }
+}

@@ -1,0 +1,75 @@
+/**
+ * APNs through @parse/node-apn: one Provider (one HTTP/2 connection, many concurrent streams) per
+ * app and credentials, token (p8 JWT) or certificate auth, production or sandbox.
+ */
+import apn from '@parse/node-apn';
+import type { ApnsConfig } from '@mps/shared';
+import { messageData, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+
+/** Reasons that mean this token will never work for this app (VENDORS.md, APNs). */
+const DEAD_TOKEN = new Set(['BadDeviceToken', 'Unregistered', 'ExpiredToken', 'DeviceTokenNotForTopic']);
+const RETRY_STATUS = new Set([429, 500, 503]);
+
+export function notificationOf(message: OutgoingMessage, bundleId: string): apn.Notification {
+  const options = message.options.apns ?? {};
+  const note = new apn.Notification();
+  note.id = message.id;
+  note.topic = bundleId;
+  note.expiry = Math.floor(message.expiresAt.getTime() / 1000);
+  note.payload = messageData(message);
+  if (message.pushType === 'silent') {
+    note.pushType = 'background';
+    note.contentAvailable = true;
+    note.priority = 5;
+  } else {
+    note.pushType = 'alert';
+    note.alert = { ...(message.content.title !== undefined && { title: message.content.title }), body: message.content.body ?? '' };
+    note.priority = options.priority ?? 10;
+    if (options.sound !== undefined) note.sound = options.sound;
+    if (options.badge !== undefined) note.badge = options.badge;
+    if (options.mutableContent) note.mutableContent = true;
+  }
+  // A resend (after a sender crash mid-request) replaces the first copy on the device.
+  note.collapseId = options.collapseId ?? message.id;
+  if (options.threadId !== undefined) note.threadId = options.threadId;
+  return note;
+}
+
+function resultOf(failure: apn.ResponseFailure): SendResult {
+  const reason = failure.response?.reason ?? failure.error?.message ?? `status ${failure.status}`;
+  if (failure.error !== undefined) return { status: 'retry', reason };
+  if (DEAD_TOKEN.has(reason)) return { status: 'invalid-token', reason };
+  // APNs sends no Retry-After: TooManyRequests and 5xx are retried with the sender's backoff.
+  if (failure.status !== undefined && RETRY_STATUS.has(Number(failure.status))) return { status: 'retry', reason };
+  return { status: 'failed', reason };
+}
+
+export function apnsClient(_app: string, config: ApnsConfig, endpoints: Endpoints): VendorClient {
+  const origin = endpoints.apnsOrigin === '' ? undefined : new URL(endpoints.apnsOrigin);
+  const credentials: apn.ProviderOptions =
+    config.auth === 'token'
+      ? { token: { key: config.key, keyId: config.keyId, teamId: config.teamId } }
+      : config.pfx !== undefined
+        ? { pfx: Buffer.from(config.pfx, 'base64'), ...(config.passphrase !== undefined && { passphrase: config.passphrase }) }
+        : { cert: config.cert as string, key: config.key as string, ...(config.passphrase !== undefined && { passphrase: config.passphrase }) };
+  const provider = new apn.Provider({
+    ...credentials,
+    production: config.production,
+    ...(origin && { address: origin.hostname, port: Number(origin.port || 443) }),
+    ...(endpoints.ca !== undefined && { ca: [endpoints.ca] }),
+  });
+
+  return {
+    async send(message, tokens) {
+      const response = await provider.send(notificationOf(message, config.bundleId), tokens);
+      const failures = new Map(response.failed.map((f) => [f.device, f]));
+      return tokens.map((token) => {
+        const failure = failures.get(token);
+        return failure === undefined ? { status: 'sent' } : resultOf(failure);
+      });
+    },
+    async close() {
+      await provider.shutdown();
+    },
+  };
+}

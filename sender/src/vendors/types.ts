@@ -1,0 +1,67 @@
+/**
+ * What every vendor client takes and gives back. A client turns one message for many device tokens
+ * into its vendor's requests and reports one result per token.
+ */
+import type { ChannelConfigs, MessageContent, PushType, Vendor, VendorOptions } from '@mps/shared';
+
+export interface OutgoingMessage {
+  id: string;
+  pushType: PushType;
+  content: MessageContent;
+  expiresAt: Date;
+  options: VendorOptions;
+}
+
+export type SendResult =
+  | { status: 'sent' }
+  /** The vendor says the token is dead: it is not used again until the device reports a new one. */
+  | { status: 'invalid-token'; reason: string }
+  /** Try again later (rate limit, vendor unavailable, network): after retryAfterMs when the vendor said. */
+  | { status: 'retry'; reason: string; retryAfterMs?: number }
+  /** Will not succeed by retrying (bad credentials, payload refused). */
+  | { status: 'failed'; reason: string };
+
+export interface VendorClient {
+  /** One result per token, in the tokens' order. Never throws for a vendor or network error. */
+  send(message: OutgoingMessage, tokens: string[]): Promise<SendResult[]>;
+  close(): Promise<void>;
+}
+
+/** Where a client connects and whom it trusts beyond the system roots. */
+export interface Endpoints {
+  apnsOrigin: string;
+  fcmOrigin: string;
+  huaweiOAuthUrl: string;
+  huaweiPushOrigin: string;
+  xiaomiOrigin: string;
+  ca: string | undefined;
+}
+
+export type ClientFactory<V extends Vendor> = (app: string, config: ChannelConfigs[V], endpoints: Endpoints) => VendorClient;
+
+/** Custom data every vendor carries, so the SDK can report the message by the same id. */
+export function messageData(message: OutgoingMessage): Record<string, string> {
+  const { payload, extras } = message.content;
+  return {
+    ...extras,
+    mps_id: message.id,
+    ...(payload !== undefined && { mps_payload: JSON.stringify(payload) }),
+  };
+}
+
+/** Seconds left in the validity period (at least 1: an expired message is never handed to a client). */
+export function secondsLeft(message: OutgoingMessage): number {
+  return Math.max(1, Math.floor((message.expiresAt.getTime() - Date.now()) / 1000));
+}
+
+export const failAll = (tokens: string[], result: SendResult): SendResult[] => tokens.map(() => result);
+
+/** A Retry-After header (seconds or an HTTP date) in ms. */
+export function retryAfterMs(header: string | string[] | undefined): number | undefined {
+  const value = Array.isArray(header) ? header[0] : header;
+  if (value === undefined || value === '') return undefined;
+  const seconds = Number(value);
+  if (Number.isFinite(seconds)) return Math.max(0, seconds * 1000);
+  const at = Date.parse(value);
+  return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
+}

@@ -1,0 +1,379 @@
+/**
+ * The vendor sender: takes push jobs from the JetStream work queue, works out which devices of the
+ * target need a vendor send, sends through the app's vendor clients and records each result per
+ * (message, device) in vendor_sends, the ledger shared by every sender process.
+ *
+ * A send is claimed ('sending') before it goes out and settled after: a redelivered job (a crash, a
+ * retry) skips what is settled and sends again only what was claimed and never settled. Retryable
+ * errors nak the job with backoff (or the vendor's Retry-After) until SENDER_MAX_ATTEMPTS.
+ */
+import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
+import { headers as natsHeaders } from '@nats-io/transport-node';
+import {
+  CONTROL_HEADER,
+  decodeVendorJob,
+  PRESENCE_QUERY,
+  publishEvent,
+  type ChannelPolicy,
+  type Db,
+  type EventKind,
+  type Logger,
+  type MessageContent,
+  type NatsConnection,
+  type PushType,
+  type Subjects,
+  type Vendor,
+  type VendorJob,
+  type VendorOptions,
+} from '@mps/shared';
+import type { VendorClients } from './clients.js';
+import type { OutgoingMessage, SendResult } from './vendors/types.js';
+
+/** Which vendor reaches a device, by platform, in order of preference among its live tokens. */
+const PREFERENCE: Record<string, Vendor[]> = {
+  ios: ['apns', 'fcm'],
+  android: ['huawei', 'xiaomi', 'fcm'],
+  harmony: ['huawei'],
+  web: ['fcm'],
+};
+
+/** A job whose message is not in Postgres yet (its transaction still committing) waits this long. */
+const UNCOMMITTED_GRACE_MS = 60_000;
+const MAX_BACKOFF_MS = 5 * 60_000;
+
+export interface SenderDeps {
+  nc: NatsConnection;
+  js: JetStreamClient;
+  db: Db;
+  subjects: Subjects;
+  clients: VendorClients;
+  log: Logger;
+  batch: number;
+  maxAttempts: number;
+  presenceTimeoutMs: number;
+  /** How long a taken job is the sender's before JetStream gives it to another (progress is signalled meanwhile). */
+  ackWaitMs?: number;
+}
+
+interface StoredMessage extends OutgoingMessage {
+  app: string;
+  policy: ChannelPolicy;
+  revoked: boolean;
+}
+
+interface Candidate {
+  job: number;
+  device: string;
+  platform: string;
+  os_version: string | null;
+  app_version: string | null;
+  sdk_version: string | null;
+  vendor: Vendor;
+  token: string;
+  inbox: string | null;
+  settled: string | null;
+}
+
+interface Send {
+  job: number;
+  message: StoredMessage;
+  device: Candidate;
+  vendor: Vendor;
+  attempts: number;
+  result?: SendResult;
+}
+
+export interface Sender {
+  stop(): Promise<void>;
+}
+
+export const backoffMs = (attempts: number): number => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1));
+
+export async function startSender(deps: SenderDeps): Promise<Sender> {
+  const { db, subjects, log } = deps;
+  const ackWaitMs = deps.ackWaitMs ?? 30_000;
+  const durable = `${subjects.vendorStream}_SENDER`;
+  const jsm = await jetstreamManager(deps.nc);
+  await jsm.consumers.add(subjects.vendorStream, {
+    durable_name: durable,
+    ack_policy: AckPolicy.Explicit,
+    ack_wait: ackWaitMs * 1e6,
+    max_ack_pending: 20 * deps.batch,
+  });
+  const consumer = await deps.js.consumers.get(subjects.vendorStream, durable);
+  /** Until when a vendor of an app asked us to wait (Retry-After, rate limits). */
+  const pausedUntil = new Map<string, number>();
+  let running = true;
+
+  async function loadMessages(ids: string[]): Promise<Map<string, StoredMessage>> {
+    const r = await db.query<{
+      id: string;
+      app_id: string;
+      push_type: PushType;
+      content: MessageContent;
+      expires_at: Date;
+      revoked_at: Date | null;
+      channel_policy: ChannelPolicy;
+      vendor_options: VendorOptions | null;
+    }>('SELECT id, app_id, push_type, content, expires_at, revoked_at, channel_policy, vendor_options FROM messages WHERE id = ANY($1::uuid[])', [ids]);
+    return new Map(
+      r.rows.map((m) => [
+        m.id,
+        {
+          id: m.id,
+          app: m.app_id,
+          pushType: m.push_type,
+          content: m.content,
+          expiresAt: m.expires_at,
+          options: m.vendor_options ?? {},
+          policy: m.channel_policy,
+          revoked: m.revoked_at !== null,
+        },
+      ]),
+    );
+  }
+
+  /** Every device of each job's target with a live vendor token, what its inbox says and what was sent. */
+  async function loadCandidates(jobs: VendorJob[]): Promise<Candidate[]> {
+    const r = await db.query<Candidate>(
+      `WITH j AS (SELECT * FROM unnest($1::int[], $2::text[], $3::uuid[], $4::text[], $5::uuid[]) AS j(n, app, device, usr, message)),
+            d AS (SELECT j.n, j.message, d.* FROM j JOIN devices d ON d.id = j.device AND d.app_id = j.app
+                  UNION ALL
+                  SELECT j.n, j.message, d.* FROM j JOIN devices d ON d.app_id = j.app AND d.user_id = j.usr)
+       SELECT d.n AS job, d.id AS device, d.platform, d.os_version, d.app_version, d.sdk_version, t.vendor, t.token,
+              i.status AS inbox, v.status AS settled
+       FROM d JOIN device_vendor_tokens t ON t.device_id = d.id AND t.dead_at IS NULL
+       LEFT JOIN inbox i ON i.device_id = d.id AND i.message_id = d.message
+       LEFT JOIN vendor_sends v ON v.device_id = d.id AND v.message_id = d.message
+       ORDER BY d.n, d.id`,
+      [jobs.map((_, i) => i), jobs.map((j) => j.app), jobs.map((j) => j.device ?? null), jobs.map((j) => j.user ?? null), jobs.map((j) => j.message)],
+    );
+    return r.rows;
+  }
+
+  /** Whether a gateway holds a ready socket of the device (no responders: it does not). */
+  async function connected(app: string, device: string): Promise<boolean> {
+    const h = natsHeaders();
+    h.set(CONTROL_HEADER, PRESENCE_QUERY);
+    try {
+      await deps.nc.request(subjects.device(app, device), new Uint8Array(0), { timeout: deps.presenceTimeoutMs, headers: h });
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** The vendor that reaches this device: the first of its platform's preference with a token and a channel. */
+  async function choose(app: string, tokens: Candidate[]): Promise<Candidate | undefined> {
+    const platform = tokens[0]?.platform ?? '';
+    for (const vendor of PREFERENCE[platform] ?? []) {
+      const candidate = tokens.find((t) => t.vendor === vendor);
+      if (candidate && (await deps.clients.get(app, vendor))) return candidate;
+    }
+    return undefined;
+  }
+
+  /** What needs a vendor send, per job; records 'skipped' for devices the socket has or will have. */
+  async function plan(jobs: VendorJob[], messages: Map<string, StoredMessage>): Promise<Send[]> {
+    const byDevice = new Map<string, Candidate[]>();
+    for (const c of await loadCandidates(jobs)) {
+      const key = `${c.job}/${c.device}`;
+      byDevice.set(key, [...(byDevice.get(key) ?? []), c]);
+    }
+    const sends: Send[] = [];
+    const skipped: { message: string; device: string; vendor: Vendor; reason: string }[] = [];
+    await Promise.all(
+      [...byDevice.values()].map(async (tokens) => {
+        const first = tokens[0] as Candidate;
+        const job = jobs[first.job] as VendorJob;
+        const message = messages.get(job.message);
+        if (!message || message.revoked || message.expiresAt.getTime() <= Date.now() || message.policy === 'socket') return;
+        if (first.settled !== null && first.settled !== 'sending') return;
+        const chosen = await choose(job.app, tokens);
+        if (!chosen) return;
+        if (first.inbox === 'delivered') {
+          skipped.push({ message: message.id, device: first.device, vendor: chosen.vendor, reason: 'acked over the socket' });
+        } else if (message.policy === 'auto' && (await connected(job.app, first.device))) {
+          skipped.push({ message: message.id, device: first.device, vendor: chosen.vendor, reason: 'connected: the socket delivers it' });
+        } else {
+          sends.push({ job: first.job, message, device: chosen, vendor: chosen.vendor, attempts: 0 });
+        }
+      }),
+    );
+    if (skipped.length > 0) {
+      await db.query(
+        `INSERT INTO vendor_sends (message_id, device_id, vendor, status, reason, attempts)
+         SELECT message_id, device_id, vendor, 'skipped', reason, 0 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS s(message_id, device_id, vendor, reason)
+         ON CONFLICT (message_id, device_id) DO UPDATE SET status = 'skipped', reason = EXCLUDED.reason, updated_at = now()
+         WHERE vendor_sends.status = 'sending'`,
+        [skipped.map((s) => s.message), skipped.map((s) => s.device), skipped.map((s) => s.vendor), skipped.map((s) => s.reason)],
+      );
+    }
+    return sends;
+  }
+
+  /** Claims the sends no other sender settled; returns those claimed, with their attempt count. */
+  async function claim(sends: Send[]): Promise<Send[]> {
+    if (sends.length === 0) return [];
+    const r = await db.query<{ message_id: string; device_id: string; attempts: number }>(
+      `INSERT INTO vendor_sends (message_id, device_id, vendor, status)
+       SELECT * , 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::text[])
+       ON CONFLICT (message_id, device_id) DO UPDATE SET status = 'sending', vendor = EXCLUDED.vendor,
+         attempts = vendor_sends.attempts + 1, updated_at = now()
+       WHERE vendor_sends.status = 'sending'
+       RETURNING message_id, device_id, attempts`,
+      [sends.map((s) => s.message.id), sends.map((s) => s.device.device), sends.map((s) => s.vendor)],
+    );
+    const attempts = new Map(r.rows.map((row) => [`${row.message_id}/${row.device_id}`, row.attempts]));
+    return sends.flatMap((s) => {
+      const n = attempts.get(`${s.message.id}/${s.device.device}`);
+      return n === undefined ? [] : [{ ...s, attempts: n }];
+    });
+  }
+
+  /** One client call per (app, vendor, message), all at once. */
+  async function deliver(sends: Send[]): Promise<void> {
+    const groups = new Map<string, Send[]>();
+    for (const s of sends) {
+      const key = `${s.message.app}\u0000${s.vendor}\u0000${s.message.id}`;
+      groups.set(key, [...(groups.get(key) ?? []), s]);
+    }
+    await Promise.all(
+      [...groups.values()].map(async (group) => {
+        const { message, vendor } = group[0] as Send;
+        const pauseKey = `${message.app}\u0000${vendor}`;
+        const wait = (pausedUntil.get(pauseKey) ?? 0) - Date.now();
+        const client = await deps.clients.get(message.app, vendor);
+        let results: SendResult[];
+        if (wait > 0) results = group.map(() => ({ status: 'retry', reason: 'vendor asked to wait', retryAfterMs: wait }));
+        else if (!client) results = group.map(() => ({ status: 'failed', reason: `the ${vendor} channel was removed` }));
+        else {
+          try {
+            results = await client.send(message, group.map((s) => s.device.token));
+          } catch (error) {
+            log.error({ err: error, vendor, app: message.app }, 'vendor client failed');
+            results = group.map(() => ({ status: 'retry', reason: (error as Error).message }));
+          }
+        }
+        group.forEach((s, i) => {
+          s.result = results[i] ?? { status: 'retry', reason: 'no result from the client' };
+          if (s.result.status === 'retry' && s.result.retryAfterMs !== undefined && wait <= 0) {
+            pausedUntil.set(pauseKey, Math.max(pausedUntil.get(pauseKey) ?? 0, Date.now() + s.result.retryAfterMs));
+          }
+        });
+      }),
+    );
+  }
+
+  /** Settles results in the ledger, kills dead tokens, and tells analytics and receipts. */
+  async function settle(sends: Send[]): Promise<void> {
+    const final = sends.flatMap((s): { s: Send; status: 'sent' | 'failed'; reason: string | null }[] => {
+      const r = s.result as SendResult;
+      if (r.status === 'sent') return [{ s, status: 'sent', reason: null }];
+      if (r.status === 'retry') return s.attempts >= deps.maxAttempts ? [{ s, status: 'failed', reason: `gave up after ${s.attempts} attempts: ${r.reason}` }] : [];
+      return [{ s, status: 'failed', reason: r.status === 'invalid-token' ? `invalid token: ${r.reason}` : r.reason }];
+    });
+    if (final.length > 0) {
+      await db.query(
+        `UPDATE vendor_sends v SET status = u.status, reason = u.reason, updated_at = now()
+         FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(message_id, device_id, status, reason)
+         WHERE v.message_id = u.message_id AND v.device_id = u.device_id`,
+        [final.map((f) => f.s.message.id), final.map((f) => f.s.device.device), final.map((f) => f.status), final.map((f) => f.reason)],
+      );
+    }
+    const dead = sends.filter((s) => s.result?.status === 'invalid-token');
+    if (dead.length > 0) {
+      await db.query(
+        `UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(device_id, vendor, token, reason)
+         WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token`,
+        [dead.map((s) => s.device.device), dead.map((s) => s.vendor), dead.map((s) => s.device.token), dead.map((s) => (s.result as { reason: string }).reason)],
+      );
+    }
+    const at = Date.now();
+    await Promise.all(
+      final.map(({ s, status }) => {
+        const kind: EventKind = status === 'sent' ? 'sent' : 'failed';
+        return publishEvent(deps.js, subjects, {
+          // Fixed per (message, device, kind): a replayed settle is one event in ClickHouse.
+          id: `vendor.${s.message.id}.${s.device.device}.${kind}`,
+          kind,
+          app: s.message.app,
+          message: s.message.id,
+          device: s.device.device,
+          channel: s.vendor,
+          platform: s.device.platform,
+          osVersion: s.device.os_version ?? '',
+          appVersion: s.device.app_version ?? '',
+          sdkVersion: s.device.sdk_version ?? '',
+          pushType: s.message.pushType,
+          at,
+        });
+      }),
+    );
+  }
+
+  async function handle(batch: JsMsg[]): Promise<void> {
+    const jobs: { msg: JsMsg; job: VendorJob }[] = [];
+    for (const msg of batch) {
+      const job = decodeVendorJob(msg.data);
+      if (job) jobs.push({ msg, job });
+      else {
+        log.warn({ seq: msg.seq }, 'malformed vendor job dropped');
+        msg.term();
+      }
+    }
+    if (jobs.length === 0) return;
+    const messages = await loadMessages([...new Set(jobs.map((j) => j.job.message))]);
+    const sends = await claim(await plan(jobs.map((j) => j.job), messages));
+    await deliver(sends);
+    await settle(sends);
+
+    jobs.forEach(({ msg, job }, n) => {
+      if (!messages.has(job.message)) {
+        // Published inside the push's transaction: the commit may not be visible yet, or it rolled back.
+        const age = Date.now() - Number(msg.info.timestampNanos / 1_000_000);
+        return age < UNCOMMITTED_GRACE_MS ? msg.nak(1000) : msg.term();
+      }
+      const retries = sends.filter((s) => s.job === n && s.result?.status === 'retry' && s.attempts < deps.maxAttempts);
+      if (retries.length === 0) return msg.ack();
+      const delay = Math.max(...retries.map((s) => Math.max(backoffMs(s.attempts), (s.result as { retryAfterMs?: number }).retryAfterMs ?? 0)));
+      msg.nak(delay);
+    });
+  }
+
+  /** Handles a batch, telling JetStream meanwhile that the jobs are being worked on. */
+  async function work(batch: JsMsg[]): Promise<void> {
+    // Slow vendors must not let the jobs go to another sender mid-send.
+    const progress = setInterval(() => batch.forEach((m) => m.working()), Math.max(100, ackWaitMs / 3));
+    try {
+      await handle(batch);
+    } catch (error) {
+      log.error({ err: error }, 'vendor batch failed; its jobs will be redelivered');
+    } finally {
+      clearInterval(progress);
+    }
+  }
+
+  // Jobs are handled as they come: one at a time when traffic is light, in batches of what
+  // arrived meanwhile (up to `batch`) when it is heavy.
+  const jobs = await consumer.consume({ max_messages: 2 * deps.batch });
+  const loop = (async () => {
+    let pending: JsMsg[] = [];
+    for await (const m of jobs) {
+      pending.push(m);
+      if (pending.length < deps.batch && jobs.getPending() > 0) continue;
+      await work(pending);
+      pending = [];
+      if (!running) break;
+    }
+  })();
+
+  return {
+    stop: async () => {
+      running = false;
+      jobs.stop();
+      await loop;
+    },
+  };
+}
