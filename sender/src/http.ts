@@ -22,8 +22,10 @@ export function vendorAgent(opts: VendorAgentOptions = {}): https.Agent {
   const options: https.AgentOptions = {
     keepAlive: true,
     ...(opts.maxSockets === undefined ? {} : { maxSockets: opts.maxSockets }),
-    // Setting `ca` replaces Node's roots, so they are passed along.
-    ...(opts.ca === undefined ? {} : { ca: [...tls.rootCertificates, opts.ca] }),
+    // Setting `ca` replaces Node's roots, so they are passed along: in one secure context made
+    // once (a `ca` option would be parsed again for every connection and stringified into the
+    // agent's pool key for every request, which costs milliseconds each).
+    ...(opts.ca === undefined ? {} : { secureContext: tls.createSecureContext({ ca: [...tls.rootCertificates, opts.ca] }) }),
   };
   if (opts.origin === undefined) return new https.Agent(options);
   const origin = new URL(opts.origin);
