@@ -93,7 +93,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   await ensureVendorStream(await jetstreamManagerFor(deps.nc), deps.subjects);
   const vendorJobs = new VendorJobs(deps.db, deps.js, deps.subjects);
   const pushes = createPushService({ ...deps, templates, vendorJobs });
-  const broadcasts = createBroadcastService(deps);
+  const broadcasts = createBroadcastService({ ...deps, vendorJobs });
   const scheduler = createScheduler({ db: deps.db, log: deps.log, intervalMs: deps.schedulerIntervalMs ?? 1000 });
   scheduler.start({
     fire: (appId, kind: PushKind, body) =>

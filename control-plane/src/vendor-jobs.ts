@@ -4,7 +4,7 @@
  * Apps without any vendor channel get no jobs (looked up once per CACHE_MS per process).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encodeVendorJob, type ChannelPolicy, type Db, type Subjects, type VendorJob } from '@mps/shared';
+import { encodeVendorJob, vendorJobId, type ChannelPolicy, type Db, type Subjects, type VendorJob } from '@mps/shared';
 
 const CACHE_MS = 5000;
 
@@ -20,8 +20,8 @@ export class VendorJobs {
   /** Queues the job when the message may travel by vendor and the app has a channel for it. */
   async enqueue(policy: ChannelPolicy, job: VendorJob): Promise<void> {
     if (policy === 'socket' || !(await this.hasChannels(job.app))) return;
-    // The message id dedupes a job published twice (a retried transaction) within the window.
-    await this.js.publish(this.subjects.vendorJob(job.app), encodeVendorJob(job), { msgID: `${job.message}.${job.device ?? job.user}` });
+    // A job published twice (a retried transaction) within the dedup window is kept once.
+    await this.js.publish(this.subjects.vendorJob(job.app), encodeVendorJob(job), { msgID: vendorJobId(job) });
   }
 
   /** After a channel of the app was saved or removed on this process. */

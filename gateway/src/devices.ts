@@ -209,7 +209,7 @@ export class DeviceStore {
     }>(
       `SELECT id, push_type, content, expires_at, target FROM messages
        WHERE app_id = $1 AND mode = 'broadcast' AND ($2::uuid IS NULL OR id > $2)
-         AND expires_at > now() AND revoked_at IS NULL
+         AND expires_at > now() AND revoked_at IS NULL AND channel_policy <> 'vendor'
        ORDER BY id LIMIT $3`,
       [device.app, device.broadcastCursor, limit],
     );

@@ -1,4 +1,7 @@
-import { commonSpec, int, loadConfig, masterKeySpec, str } from '@mps/shared';
+import { commonSpec, int, loadConfig, makeValidator, masterKeySpec, str } from '@mps/shared';
+import { parseRateLimits } from './rate.js';
+
+const rateLimits = makeValidator(parseRateLimits);
 
 export const senderSpec = {
   ...commonSpec,
@@ -10,6 +13,7 @@ export const senderSpec = {
     default: 30_000,
     desc: 'ms a taken job stays with a sender that stopped answering (crashed) before another sender gets it',
   }),
+  SENDER_RATE_LIMITS: rateLimits({ default: {}, desc: 'sends per second per vendor for this process, e.g. "apns=2000,fcm=500" (empty: no limit)' }),
   SENDER_PRESENCE_TIMEOUT_MS: int({ min: 10, default: 500, desc: 'how long the "is this device connected?" question waits for a gateway, in ms' }),
   // Endpoints: the vendors' own unless set (a proxy, a regional host, or a local fake in tests).
   APNS_ORIGIN: str({ default: '', desc: 'https://host:port for APNs instead of api(.sandbox).push.apple.com' }),

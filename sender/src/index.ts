@@ -1,5 +1,6 @@
 /** The vendor sender: the work-queue consumer and the vendor clients it drives. */
 export { VendorClients } from './clients.js';
+export { parseRateLimits, VendorRates } from './rate.js';
 export { loadSenderConfig, senderSpec, type SenderConfig } from './config.js';
 export { backoffMs, startSender, type Sender, type SenderDeps } from './worker.js';
 export type { Endpoints, OutgoingMessage, SendResult, VendorClient } from './vendors/types.js';

@@ -15,10 +15,12 @@ import {
 } from '@mps/shared';
 import { VendorClients } from './clients.js';
 import { loadSenderConfig } from './config.js';
+import { VendorRates } from './rate.js';
 import { startSender } from './worker.js';
 
 await runMain(async () => {
   const config = loadSenderConfig();
+  const rates = new VendorRates(config.SENDER_RATE_LIMITS);
   const log = createLogger('sender', config.LOG_LEVEL);
   const subjects = createSubjects(config.NATS_PREFIX);
   const db = createDb(config.DATABASE_URL, 10);
@@ -47,6 +49,7 @@ await runMain(async () => {
     maxAttempts: config.SENDER_MAX_ATTEMPTS,
     presenceTimeoutMs: config.SENDER_PRESENCE_TIMEOUT_MS,
     ackWaitMs: config.SENDER_ACK_WAIT_MS,
+    rates,
   });
   log.info('sender started');
 

@@ -10,8 +10,11 @@
 import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
+  conditionSql,
   CONTROL_HEADER,
   decodeVendorJob,
+  encodeVendorJob,
+  parseCondition,
   PRESENCE_QUERY,
   publishEvent,
   type ChannelPolicy,
@@ -24,9 +27,11 @@ import {
   type Subjects,
   type Vendor,
   type VendorJob,
+  vendorJobId,
   type VendorOptions,
 } from '@mps/shared';
 import type { VendorClients } from './clients.js';
+import type { VendorRates } from './rate.js';
 import type { OutgoingMessage, SendResult } from './vendors/types.js';
 
 /** Which vendor reaches a device, by platform, in order of preference among its live tokens. */
@@ -37,6 +42,8 @@ const PREFERENCE: Record<string, Vendor[]> = {
   web: ['fcm'],
 };
 
+/** Devices of a broadcast handled per job; the next page is a job of its own. */
+const BROADCAST_PAGE = 500;
 /** A job whose message is not in Postgres yet (its transaction still committing) waits this long. */
 const UNCOMMITTED_GRACE_MS = 60_000;
 const MAX_BACKOFF_MS = 5 * 60_000;
@@ -53,12 +60,16 @@ export interface SenderDeps {
   presenceTimeoutMs: number;
   /** How long a taken job is the sender's before JetStream gives it to another (progress is signalled meanwhile). */
   ackWaitMs?: number;
+  /** The operator's per-vendor rates for this process. */
+  rates?: VendorRates;
 }
 
 interface StoredMessage extends OutgoingMessage {
   app: string;
   policy: ChannelPolicy;
   revoked: boolean;
+  /** A broadcast's selection (audience and condition), as stored. */
+  target: { audience?: string; condition?: unknown };
 }
 
 interface Candidate {
@@ -115,7 +126,10 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
       revoked_at: Date | null;
       channel_policy: ChannelPolicy;
       vendor_options: VendorOptions | null;
-    }>('SELECT id, app_id, push_type, content, expires_at, revoked_at, channel_policy, vendor_options FROM messages WHERE id = ANY($1::uuid[])', [ids]);
+      target: StoredMessage['target'];
+    }>('SELECT id, app_id, push_type, content, expires_at, revoked_at, channel_policy, vendor_options, target FROM messages WHERE id = ANY($1::uuid[])', [
+      ids,
+    ]);
     return new Map(
       r.rows.map((m) => [
         m.id,
@@ -128,13 +142,16 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
           options: m.vendor_options ?? {},
           policy: m.channel_policy,
           revoked: m.revoked_at !== null,
+          target: m.target,
         },
       ]),
     );
   }
 
-  /** Every device of each job's target with a live vendor token, what its inbox says and what was sent. */
-  async function loadCandidates(jobs: VendorJob[]): Promise<Candidate[]> {
+  /** Every device of each device or user job with a live vendor token, what its inbox says and what was sent. */
+  async function loadCandidates(jobs: { n: number; job: VendorJob }[]): Promise<Candidate[]> {
+    const targeted = jobs.filter(({ job }) => !('broadcast' in job));
+    if (targeted.length === 0) return [];
     const r = await db.query<Candidate>(
       `WITH j AS (SELECT * FROM unnest($1::int[], $2::text[], $3::uuid[], $4::text[], $5::uuid[]) AS j(n, app, device, usr, message)),
             d AS (SELECT j.n, j.message, d.* FROM j JOIN devices d ON d.id = j.device AND d.app_id = j.app
@@ -146,9 +163,41 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
        LEFT JOIN inbox i ON i.device_id = d.id AND i.message_id = d.message
        LEFT JOIN vendor_sends v ON v.device_id = d.id AND v.message_id = d.message
        ORDER BY d.n, d.id`,
-      [jobs.map((_, i) => i), jobs.map((j) => j.app), jobs.map((j) => j.device ?? null), jobs.map((j) => j.user ?? null), jobs.map((j) => j.message)],
+      [
+        targeted.map(({ n }) => n),
+        targeted.map(({ job }) => job.app),
+        targeted.map(({ job }) => ('device' in job ? job.device : null)),
+        targeted.map(({ job }) => ('user' in job ? job.user : null)),
+        targeted.map(({ job }) => job.message),
+      ],
     );
     return r.rows;
+  }
+
+  /**
+   * The next page of devices a broadcast selects that have a live vendor token, after `after`.
+   * A device whose broadcast cursor reached the message acked it over the socket ('delivered').
+   */
+  async function loadBroadcastPage(n: number, message: StoredMessage, after: string | null): Promise<{ candidates: Candidate[]; last: string | null; full: boolean }> {
+    const params: unknown[] = [message.app, message.id, after, BROADCAST_PAGE];
+    const where = ['d.app_id = $1', '($3::uuid IS NULL OR d.id > $3)'];
+    if (message.target.audience === 'bound') where.push('d.user_id IS NOT NULL');
+    if (message.target.audience === 'unbound') where.push('d.user_id IS NULL');
+    if (message.target.condition != null) where.push(conditionSql(parseCondition(message.target.condition), params));
+    const r = await db.query<Candidate>(
+      `WITH page AS (
+         SELECT d.* FROM devices d LEFT JOIN user_profiles up ON up.app_id = d.app_id AND up.user_id = d.user_id
+         WHERE ${where.join(' AND ')} AND EXISTS (SELECT 1 FROM device_vendor_tokens t WHERE t.device_id = d.id AND t.dead_at IS NULL)
+         ORDER BY d.id LIMIT $4)
+       SELECT ${n} AS job, p.id AS device, p.platform, p.os_version, p.app_version, p.sdk_version, t.vendor, t.token,
+              CASE WHEN p.broadcast_cursor >= $2::uuid THEN 'delivered' END AS inbox, v.status AS settled
+       FROM page p JOIN device_vendor_tokens t ON t.device_id = p.id AND t.dead_at IS NULL
+       LEFT JOIN vendor_sends v ON v.device_id = p.id AND v.message_id = $2
+       ORDER BY p.id`,
+      params,
+    );
+    const devices = new Set(r.rows.map((c) => c.device));
+    return { candidates: r.rows, last: r.rows.at(-1)?.device ?? null, full: devices.size === BROADCAST_PAGE };
   }
 
   /** Whether a gateway holds a ready socket of the device (no responders: it does not). */
@@ -174,9 +223,9 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
   }
 
   /** What needs a vendor send, per job; records 'skipped' for devices the socket has or will have. */
-  async function plan(jobs: VendorJob[], messages: Map<string, StoredMessage>): Promise<Send[]> {
+  async function plan(jobs: VendorJob[], candidates: Candidate[], messages: Map<string, StoredMessage>): Promise<Send[]> {
     const byDevice = new Map<string, Candidate[]>();
-    for (const c of await loadCandidates(jobs)) {
+    for (const c of candidates) {
       const key = `${c.job}/${c.device}`;
       byDevice.set(key, [...(byDevice.get(key) ?? []), c]);
     }
@@ -188,7 +237,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         const job = jobs[first.job] as VendorJob;
         const message = messages.get(job.message);
         if (!message || message.revoked || message.expiresAt.getTime() <= Date.now() || message.policy === 'socket') return;
-        if (first.settled !== null && first.settled !== 'sending') return;
+        if (first.settled !== null && first.settled !== 'sending' && first.settled !== 'retry') return;
         const chosen = await choose(job.app, tokens);
         if (!chosen) return;
         if (first.inbox === 'delivered') {
@@ -205,14 +254,17 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         `INSERT INTO vendor_sends (message_id, device_id, vendor, status, reason, attempts)
          SELECT message_id, device_id, vendor, 'skipped', reason, 0 FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS s(message_id, device_id, vendor, reason)
          ON CONFLICT (message_id, device_id) DO UPDATE SET status = 'skipped', reason = EXCLUDED.reason, updated_at = now()
-         WHERE vendor_sends.status = 'sending'`,
+         WHERE vendor_sends.status IN ('sending', 'retry')`,
         [skipped.map((s) => s.message), skipped.map((s) => s.device), skipped.map((s) => s.vendor), skipped.map((s) => s.reason)],
       );
     }
     return sends;
   }
 
-  /** Claims the sends no other sender settled; returns those claimed, with their attempt count. */
+  /**
+   * Claims the sends nobody settled or is making: new ones, ones waiting for a retry, and ones a
+   * crashed sender claimed longer ago than the ack wait. Returns those claimed, with their attempts.
+   */
   async function claim(sends: Send[]): Promise<Send[]> {
     if (sends.length === 0) return [];
     const r = await db.query<{ message_id: string; device_id: string; attempts: number }>(
@@ -220,9 +272,10 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
        SELECT * , 'sending' FROM unnest($1::uuid[], $2::uuid[], $3::text[])
        ON CONFLICT (message_id, device_id) DO UPDATE SET status = 'sending', vendor = EXCLUDED.vendor,
          attempts = vendor_sends.attempts + 1, updated_at = now()
-       WHERE vendor_sends.status = 'sending'
+       WHERE vendor_sends.status = 'retry'
+          OR (vendor_sends.status = 'sending' AND vendor_sends.updated_at < now() - $4 * interval '1 millisecond')
        RETURNING message_id, device_id, attempts`,
-      [sends.map((s) => s.message.id), sends.map((s) => s.device.device), sends.map((s) => s.vendor)],
+      [sends.map((s) => s.message.id), sends.map((s) => s.device.device), sends.map((s) => s.vendor), ackWaitMs],
     );
     const attempts = new Map(r.rows.map((row) => [`${row.message_id}/${row.device_id}`, row.attempts]));
     return sends.flatMap((s) => {
@@ -249,6 +302,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         else if (!client) results = group.map(() => ({ status: 'failed', reason: `the ${vendor} channel was removed` }));
         else {
           try {
+            await deps.rates?.take(vendor, group.length);
             results = await client.send(message, group.map((s) => s.device.token));
           } catch (error) {
             log.error({ err: error, vendor, app: message.app }, 'vendor client failed');
@@ -267,20 +321,25 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** Settles results in the ledger, kills dead tokens, and tells analytics and receipts. */
   async function settle(sends: Send[]): Promise<void> {
-    const final = sends.flatMap((s): { s: Send; status: 'sent' | 'failed'; reason: string | null }[] => {
+    const outcomes = sends.map((s): { s: Send; status: 'sent' | 'failed' | 'retry'; reason: string | null } => {
       const r = s.result as SendResult;
-      if (r.status === 'sent') return [{ s, status: 'sent', reason: null }];
-      if (r.status === 'retry') return s.attempts >= deps.maxAttempts ? [{ s, status: 'failed', reason: `gave up after ${s.attempts} attempts: ${r.reason}` }] : [];
-      return [{ s, status: 'failed', reason: r.status === 'invalid-token' ? `invalid token: ${r.reason}` : r.reason }];
+      if (r.status === 'sent') return { s, status: 'sent', reason: null };
+      if (r.status === 'retry') {
+        return s.attempts >= deps.maxAttempts
+          ? { s, status: 'failed', reason: `gave up after ${s.attempts} attempts: ${r.reason}` }
+          : { s, status: 'retry', reason: r.reason };
+      }
+      return { s, status: 'failed', reason: r.status === 'invalid-token' ? `invalid token: ${r.reason}` : r.reason };
     });
-    if (final.length > 0) {
+    if (outcomes.length > 0) {
       await db.query(
         `UPDATE vendor_sends v SET status = u.status, reason = u.reason, updated_at = now()
          FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[]) AS u(message_id, device_id, status, reason)
          WHERE v.message_id = u.message_id AND v.device_id = u.device_id`,
-        [final.map((f) => f.s.message.id), final.map((f) => f.s.device.device), final.map((f) => f.status), final.map((f) => f.reason)],
+        [outcomes.map((o) => o.s.message.id), outcomes.map((o) => o.s.device.device), outcomes.map((o) => o.status), outcomes.map((o) => o.reason)],
       );
     }
+    const final = outcomes.filter((o) => o.status !== 'retry');
     const dead = sends.filter((s) => s.result?.status === 'invalid-token');
     if (dead.length > 0) {
       await db.query(
@@ -325,21 +384,45 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     }
     if (jobs.length === 0) return;
     const messages = await loadMessages([...new Set(jobs.map((j) => j.job.message))]);
-    const sends = await claim(await plan(jobs.map((j) => j.job), messages));
+    const numbered = jobs.map(({ job }, n) => ({ n, job }));
+    const pages = new Map<number, { last: string | null; full: boolean }>();
+    const candidates = await loadCandidates(numbered);
+    await Promise.all(
+      numbered.map(async ({ n, job }) => {
+        const message = messages.get(job.message);
+        if (!('broadcast' in job) || !message) return;
+        const page = await loadBroadcastPage(n, message, job.broadcast.after);
+        pages.set(n, page);
+        candidates.push(...page.candidates);
+      }),
+    );
+    const sends = await claim(await plan(numbered.map(({ job }) => job), candidates, messages));
     await deliver(sends);
     await settle(sends);
 
-    jobs.forEach(({ msg, job }, n) => {
+    for (const [n, { msg, job }] of jobs.entries()) {
       if (!messages.has(job.message)) {
         // Published inside the push's transaction: the commit may not be visible yet, or it rolled back.
         const age = Date.now() - Number(msg.info.timestampNanos / 1_000_000);
-        return age < UNCOMMITTED_GRACE_MS ? msg.nak(1000) : msg.term();
+        if (age < UNCOMMITTED_GRACE_MS) msg.nak(1000);
+        else msg.term();
+        continue;
+      }
+      const page = pages.get(n);
+      if (page?.full && page.last !== null) {
+        // The next page goes on (even while this one waits for a retry), queued before this job is
+        // acked: a crash in between replays this page, whose settled sends are skipped, and the
+        // next page's job is deduplicated.
+        const next: VendorJob = { app: job.app, message: job.message, broadcast: { after: page.last } };
+        await deps.js.publish(subjects.vendorJob(job.app), encodeVendorJob(next), { msgID: vendorJobId(next) });
       }
       const retries = sends.filter((s) => s.job === n && s.result?.status === 'retry' && s.attempts < deps.maxAttempts);
-      if (retries.length === 0) return msg.ack();
-      const delay = Math.max(...retries.map((s) => Math.max(backoffMs(s.attempts), (s.result as { retryAfterMs?: number }).retryAfterMs ?? 0)));
-      msg.nak(delay);
-    });
+      if (retries.length > 0) {
+        msg.nak(Math.max(...retries.map((s) => Math.max(backoffMs(s.attempts), (s.result as { retryAfterMs?: number }).retryAfterMs ?? 0))));
+        continue;
+      }
+      msg.ack();
+    }
   }
 
   /** Handles a batch, telling JetStream meanwhile that the jobs are being worked on. */

@@ -19,12 +19,13 @@ ALTER TABLE messages
   ADD COLUMN vendor_options  jsonb;
 
 -- One row per (message, device) that a vendor sender handled: the claim that keeps a redelivered
--- job from sending twice, and the result the API reports.
+-- job from sending twice, and the result the API reports. 'sending': claimed, the request may be
+-- in flight; 'retry': the vendor asked to try later.
 CREATE TABLE vendor_sends (
   message_id  uuid NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
   device_id   uuid NOT NULL REFERENCES devices (id) ON DELETE CASCADE,
   vendor      text NOT NULL CHECK (vendor IN ('apns', 'fcm', 'huawei', 'xiaomi')),
-  status      text NOT NULL CHECK (status IN ('sending', 'sent', 'failed', 'skipped')),
+  status      text NOT NULL CHECK (status IN ('sending', 'retry', 'sent', 'failed', 'skipped')),
   reason      text,
   attempts    integer NOT NULL DEFAULT 1,
   updated_at  timestamptz NOT NULL DEFAULT now(),

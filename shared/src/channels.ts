@@ -274,12 +274,18 @@ export const VendorOptions = Type.Object(
 );
 export type VendorOptions = Static<typeof VendorOptions>;
 
-/** A push's work for the vendor senders: the message and whom it was for (expanded by the sender). */
-export interface VendorJob {
-  app: string;
-  message: string;
-  device?: string;
-  user?: string;
+/**
+ * A push's work for the vendor senders: the message and whom it was for, expanded by the sender. A
+ * broadcast job covers the matching devices after `after` (by id), one page at a time: the sender
+ * queues the next page's job before acking its own.
+ */
+export type VendorJob = { app: string; message: string } & ({ device: string } | { user: string } | { broadcast: { after: string | null } });
+
+/** The JetStream dedup id of a job: the same job published twice within the window is kept once. */
+export function vendorJobId(job: VendorJob): string {
+  if ('device' in job) return `${job.message}.d.${job.device}`;
+  if ('user' in job) return `${job.message}.u.${job.user}`;
+  return `${job.message}.b.${job.broadcast.after ?? 'start'}`;
 }
 
 export function encodeVendorJob(job: VendorJob): Uint8Array {
@@ -287,12 +293,18 @@ export function encodeVendorJob(job: VendorJob): Uint8Array {
 }
 
 export function decodeVendorJob(bytes: Uint8Array): VendorJob | undefined {
+  let value: Record<string, unknown>;
   try {
-    const value = JSON.parse(Buffer.from(bytes).toString('utf8')) as VendorJob;
-    if (typeof value.app !== 'string' || typeof value.message !== 'string') return undefined;
-    if ((value.device === undefined) === (value.user === undefined)) return undefined;
-    return value;
+    value = JSON.parse(Buffer.from(bytes).toString('utf8')) as Record<string, unknown>;
   } catch {
     return undefined;
   }
+  if (typeof value.app !== 'string' || typeof value.message !== 'string') return undefined;
+  const kinds = [typeof value.device === 'string', typeof value.user === 'string', typeof value.broadcast === 'object' && value.broadcast !== null];
+  if (kinds.filter(Boolean).length !== 1) return undefined;
+  if (kinds[2]) {
+    const after = (value.broadcast as { after?: unknown }).after;
+    if (after !== null && typeof after !== 'string') return undefined;
+  }
+  return value as unknown as VendorJob;
 }

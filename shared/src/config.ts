@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { bool, cleanEnv, EnvError, EnvMissingError, makeValidator, port, str, url } from 'envalid';
 
-export { bool, port, str, url };
+export { bool, makeValidator, port, str, url };
 
 /** An integer variable with a lower bound, so that a value that cannot work stops start-up. */
 export function int(options: { min: number; max?: number; default: number; desc: string }) {

@@ -23,7 +23,8 @@ import {
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import { Accepted, ContentFields, insertMessage, prepareMessage } from './message-input.js';
+import type { VendorJobs } from '../vendor-jobs.js';
+import { Accepted, ContentFields, DeliveryFields, insertMessage, prepareMessage } from './message-input.js';
 import type { Ttl } from './message-input.js';
 
 const Selection = {
@@ -33,7 +34,7 @@ const Selection = {
   ),
 };
 
-const BroadcastPush = Type.Object({ ...Selection, ...ContentFields }, { additionalProperties: false });
+const BroadcastPush = Type.Object({ ...Selection, ...ContentFields, ...DeliveryFields }, { additionalProperties: false });
 const DryRun = Type.Object(Selection, { additionalProperties: false });
 
 function parseSelection(input: { audience?: Audience; condition?: unknown }): { audience: Audience; condition: Condition | null } {
@@ -63,21 +64,21 @@ async function countReached(db: Db | DbClient, app: string, audience: Audience, 
 
 export type BroadcastPush = Static<typeof BroadcastPush>;
 
-export function createBroadcastService(deps: Ttl & { db: Db; nc: NatsConnection; subjects: Subjects }) {
+export function createBroadcastService(deps: Ttl & { db: Db; nc: NatsConnection; subjects: Subjects; vendorJobs: VendorJobs }) {
   async function broadcast(appId: string, push: BroadcastPush): Promise<Accepted> {
     const { audience, condition } = parseSelection(push);
     const { message, frame } = prepareMessage(push, deps);
+    const delivery = { channel: push.channel, vendor: push.vendor };
     const accepted = await inTransaction(deps.db, async (client) => {
-      const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, {
-        businessId: push.businessId,
-        delivery: { channel: 'socket' },
-      });
+      const first = await insertMessage(client, appId, 'broadcast', message, { audience, condition }, { businessId: push.businessId, delivery });
       if (first) return first;
       const targeted = await countReached(client, appId, audience, condition);
       await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);
+      // The senders walk the matching devices page by page, starting from the first.
+      await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, broadcast: { after: null } });
       return { messageId: message.id, targeted, duplicate: false };
     });
-    if (!accepted.duplicate) {
+    if (!accepted.duplicate && delivery.channel !== 'vendor') {
       deps.nc.publish(deps.subjects.broadcast(appId), encodeBroadcast({ frame, audience, condition, id: message.id }));
     }
     return accepted;

@@ -14,7 +14,7 @@ const TARGETS_SHOWN = 100;
 const InboxStatus = ['pending', 'delivered', 'expired', 'revoked', 'failed'] as const;
 type InboxStatus = (typeof InboxStatus)[number];
 
-const VendorSendStatus = ['sending', 'sent', 'failed', 'skipped'] as const;
+const VendorSendStatus = ['sending', 'retry', 'sent', 'failed', 'skipped'] as const;
 type VendorSendStatus = (typeof VendorSendStatus)[number];
 
 const Counts = Type.Object({
@@ -51,7 +51,7 @@ const MessageStatus = Type.Object({
   ),
   vendor: Type.Object(
     {
-      counts: Type.Object({ sending: Type.Integer(), sent: Type.Integer(), failed: Type.Integer(), skipped: Type.Integer() }),
+      counts: Type.Object({ sending: Type.Integer(), retry: Type.Integer(), sent: Type.Integer(), failed: Type.Integer(), skipped: Type.Integer() }),
       sends: Type.Array(
         Type.Object({
           device: Type.String(),
@@ -77,7 +77,7 @@ async function vendorSendsOf(db: Db, message: string) {
       [message, TARGETS_SHOWN],
     ),
   ]);
-  const total = { sending: 0, sent: 0, failed: 0, skipped: 0 };
+  const total = { sending: 0, retry: 0, sent: 0, failed: 0, skipped: 0 };
   for (const r of counts.rows) total[r.status] = r.n;
   return {
     counts: total,

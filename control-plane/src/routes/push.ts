@@ -116,7 +116,8 @@ export function createPushService(deps: PushDeps) {
   /** The inbox rows (or vendor count) and the vendor job of one message: inside the transaction. */
   async function stage(client: DbClient, appId: string, target: Target, message: StoredMessage, delivery: Delivery): Promise<number> {
     const targeted = await enqueue(client, appId, target, message, delivery);
-    await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, ...target });
+    const whom = target.device !== undefined ? { device: target.device } : { user: target.user as string };
+    await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, ...whom });
     return targeted;
   }
 

@@ -119,6 +119,9 @@ export interface Accepted {
 
 export type TargetStatus = 'pending' | 'delivered' | 'expired' | 'revoked' | 'failed';
 
+/** sending: in progress; retry: waiting to try again; skipped: the socket had it. */
+export type VendorSendStatus = 'sending' | 'retry' | 'sent' | 'failed' | 'skipped';
+
 export interface MessageStatus {
   id: string;
   mode: string;
@@ -130,8 +133,8 @@ export interface MessageStatus {
   counts: Record<'targeted' | TargetStatus, number>;
   targets: { device: string; status: TargetStatus; channel: string | null; deliveredAt: string | null }[];
   vendor: {
-    counts: Record<'sending' | 'sent' | 'failed' | 'skipped', number>;
-    sends: { device: string; vendor: Vendor; status: 'sending' | 'sent' | 'failed' | 'skipped'; reason: string | null; attempts: number; updatedAt: string }[];
+    counts: Record<VendorSendStatus, number>;
+    sends: { device: string; vendor: Vendor; status: VendorSendStatus; reason: string | null; attempts: number; updatedAt: string }[];
   };
 }
 
