@@ -3,8 +3,13 @@
  * fake through the work queue, the sender and the real client libraries; each vendor's errors,
  * dead tokens, and retries.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CreatedApp } from '@mps/control-plane';
+import { apnsClient } from '@mps/sender';
+import { ChannelStore, newId } from '@mps/shared';
+import { startFakeApns } from './fakes/apns.js';
+import { testTls } from './fakes/tls.js';
 import { ApiRequestError, type PushClient } from '@mps/sdk';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -175,6 +180,35 @@ describe('APNs', () => {
     expect(status.vendor.sends[0]).toMatchObject({ status: 'sent', attempts: 2 });
     expect(receivedBy(fakes.apns.received, token)).toHaveLength(1);
   });
+
+  it('authenticates with a client certificate when the app saved one', async () => {
+    const tls = await testTls();
+    const certFake = await startFakeApns({ tls, auth: { kind: 'certificate', ca: tls.ca }, topic: BUNDLE_ID });
+    try {
+      const app = await stack.createApp();
+      const api = stack.api(app);
+      const saved = await api.setChannel('apns', { auth: 'certificate', cert: tls.clientCert, key: tls.clientKey, bundleId: BUNDLE_ID, production: true });
+      expect(saved.summary).toMatchObject({ auth: 'certificate', production: true, fingerprint: expect.stringMatching(/^[0-9A-F:]+$/) });
+      // A key of another certificate is refused when saved.
+      const otherKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' });
+      await expect(api.setChannel('apns', { auth: 'certificate', cert: tls.clientCert, key: String(otherKey), bundleId: BUNDLE_ID, production: true })).rejects.toMatchObject({
+        status: 400,
+        code: 'INVALID_CHANNEL',
+      });
+      // The client the sender builds from the saved credentials, pointed at the certificate-checking fake.
+      const opened = await new ChannelStore(stack.database.db, stack.masterKey).open(app.app, 'apns');
+      if (!opened) throw new Error('the saved channel did not open');
+      const client = apnsClient(app.app, opened.config, { ...fakes.endpoints, apnsOrigin: certFake.origin });
+      const token = apnsToken();
+      const results = await client.send({ id: newId(), pushType: 'notification', content: { title: 'cert' }, expiresAt: new Date(Date.now() + 60_000), options: {} }, [token]);
+      await client.close();
+      expect(results).toEqual([{ status: 'sent' }]);
+      expect(certFake.received.map((r) => r.token)).toEqual([token]);
+      expect(certFake.received[0]?.headers.authorization).toBeUndefined();
+    } finally {
+      await certFake.close();
+    }
+  });
 });
 
 describe('FCM', () => {
@@ -265,6 +299,13 @@ describe('Huawei', () => {
     const refreshed = await api.pushSimple({ target: { device }, title: 'after expiry' });
     expect((await settled(api, refreshed.messageId)).vendor.sends[0]).toMatchObject({ status: 'sent', attempts: 1 });
     expect(fakes.huawei.tokenRequests.length).toBe(tokens + 1);
+
+    // A request whose every token is illegal (80300007).
+    const lone = await offlineDevice(stack.database.db, app.app, 'android', { huawei: 'hw-lone-bad' });
+    fakes.huawei.answer({ token: 'hw-lone-bad' });
+    const refused = await api.pushSimple({ target: { device: lone }, title: 'nobody' });
+    expect((await settled(api, refused.messageId)).vendor.sends[0]?.reason).toContain('80300007');
+    expect((await tokenState(stack.database.db, lone, 'huawei'))?.dead_at).toBeInstanceOf(Date);
 
     fakes.huawei.answer({ status: 503, times: 1 });
     const limited = await api.pushSimple({ target: { device }, title: 'after 503' });
