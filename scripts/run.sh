@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# make run: installs and starts what is missing, builds, creates the demo app on first run, then
-# runs gateways (one per core, sharing the port), the control plane, analytics, the vendor sender
-# and a demo device.
+# make run: installs and starts what is missing, builds (the web console too), creates the demo
+# app and a console operator for it on first run, then runs gateways (one per core, sharing the
+# port), the control plane, analytics, the vendor sender and a demo device.
 # Ctrl-C stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -11,10 +11,14 @@ ensure_all
 
 say "building"
 npx tsc -b
+build_console
 
 export DATA_DIR="${DATA_DIR:-$PWD/data}"
 mkdir -p "$DATA_DIR"
 node control-plane/dist/demo.js
+# The console's operator for the demo app: CONSOLE_ADMIN_EMAIL (admin@localhost), its generated
+# password in $DATA_DIR/console-admin.json (or CONSOLE_ADMIN_PASSWORD when given).
+operator=$(node control-plane/dist/operator-cli.js bootstrap)
 
 gateways="${GATEWAY_PROCESSES:-$(nproc)}"
 pids=()
@@ -44,6 +48,8 @@ device=$(node -p 'require(process.argv[1]).device' "$DATA_DIR/demo-device.json" 
 cat >&2 <<MSG
 
   control plane (push API)  http://127.0.0.1:$api_port   (reference: /reference, OpenAPI: /openapi.json)
+  web console               http://localhost:$api_port/console/
+                            sign in as $operator
   gateway (devices)         ws://127.0.0.1:$gw_port/v1/device   ($gateways processes)
   gateway metrics           http://127.0.0.1:$admin_base/metrics ... one admin port per gateway process
   demo credentials          $DATA_DIR/demo.json

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Makes sure what the service needs is installed and running: Node 20, npm packages, NATS with
-# JetStream and PostgreSQL. Installs from the distribution's packages when it may (root with apt);
+# JetStream and PostgreSQL (and, for the tests, ClickHouse and chromium). Installs from the distribution's packages when it may (root with apt);
 # otherwise says exactly what to install. Sourced by run.sh and test.sh.
 set -euo pipefail
 
@@ -101,6 +101,24 @@ ensure_clickhouse() {
   else
     say "clickhouse-server is missing: the ClickHouse server tests will be skipped (install it with 'sudo apt-get install clickhouse-server')"
   fi
+}
+
+# The console's browser tests (test/console.test.ts) drive Debian's chromium headless through
+# playwright-core: installed from the distribution's packages when missing (root with apt), never
+# downloaded by a test tool. Without it those tests fail, saying what to install.
+ensure_chromium() {
+  if [ -x /usr/bin/chromium ]; then return 0; fi
+  if can_apt; then
+    apt_install chromium
+  else
+    say "chromium is missing: the console's browser tests will fail (install it with 'sudo apt-get install chromium')"
+  fi
+}
+
+# The web console's static files (console/dist/public), built with Vite; the control plane serves them at /console/.
+build_console() {
+  say "building the web console"
+  npm run --silent build --workspace @mps/console -- --logLevel warn
 }
 
 ensure_all() {

@@ -6,8 +6,12 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_all
 ensure_clickhouse
+ensure_chromium
 say "type-checking"
 npx tsc -b
 npx tsc -p tsconfig.test.json
+# The console's browser test builds the console from its sources itself; this checks the build
+# that make run serves.
+build_console
 say "running the suite"
 npx vitest run "$@"

@@ -5,10 +5,14 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import rateLimit from '@fastify/rate-limit';
 import { ChannelStore, ensureVendorStream, jetstreamManagerFor, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from './api.js';
-import { appOf, registerSignatureCheck } from './auth.js';
-import { ApiError, errorBody } from './errors.js';
+import { appOf, registerAuthentication } from './auth.js';
+import { DEFAULT_CONSOLE_DIR, loadConsoleAssets, serveConsole } from './console-assets.js';
+import { consoleApiRoutes } from './console.js';
+import { ApiError, errorBody, validationField } from './errors.js';
 import type { KeyStore } from './keys.js';
 import type { NonceGuard } from './nonces.js';
+import { OperatorStore } from './operators.js';
+import { SessionStore } from './sessions.js';
 import { broadcastRoutes, createBroadcastService } from './routes/broadcast.js';
 import { channelRoutes } from './routes/channels.js';
 import { keyRoutes } from './routes/keys.js';
@@ -38,7 +42,19 @@ export interface AppDeps {
   rateLimitPerS: number;
   /** How often scheduled pushes are looked for (default 1000 ms). */
   schedulerIntervalMs?: number;
+  /** The web console; every field has a default (docs/console.md). */
+  console?: Partial<ConsoleOptions>;
 }
+
+export interface ConsoleOptions {
+  /** The built console (index.html and assets/). */
+  dir: string;
+  sessionTtlS: number;
+  secureCookie: boolean;
+  signInsPerMinute: number;
+}
+
+const CONSOLE_DEFAULTS: ConsoleOptions = { dir: DEFAULT_CONSOLE_DIR, sessionTtlS: 12 * 3600, secureCookie: true, signInsPerMinute: 20 };
 
 const BODY_LIMIT = 1024 * 1024;
 
@@ -53,6 +69,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   app.removeAllContentTypeParsers();
   app.decorateRequest('rawBody', undefined);
   app.decorateRequest('apiKey', undefined);
+  app.decorateRequest('operator', undefined);
   // The signature covers the exact bytes sent, so keep them beside the parsed body.
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     request.rawBody = body as Buffer;
@@ -72,7 +89,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
       }
       return reply.code(error.statusCode).send(errorBody(error.code, error.message, error.field));
     }
-    if (error.validation) return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message));
+    if (error.validation) return reply.code(400).send(errorBody('VALIDATION_FAILED', error.message, validationField(error.validation)));
     if (error.statusCode === 413) return reply.code(413).send(errorBody('PAYLOAD_TOO_LARGE', error.message));
     if (error.statusCode === 415) return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'send application/json'));
     if (error.statusCode !== undefined && error.statusCode < 500) {
@@ -101,14 +118,22 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     check: async (appId, kind: PushKind, body) => (kind === 'broadcast' ? broadcasts.check(body as never) : pushes.check(appId, kind, body)),
   });
   app.addHook('onClose', () => scheduler.stop());
+  const consoleOptions = { ...CONSOLE_DEFAULTS, ...deps.console };
+  const cookie = { secure: consoleOptions.secureCookie, ttlS: consoleOptions.sessionTtlS };
+  const sessions = new SessionStore(deps.db, consoleOptions.sessionTtlS);
+  const consoleAssets = await loadConsoleAssets(consoleOptions.dir);
+  await app.register(async (web: Api) => serveConsole(web, consoleAssets));
+  await app.register(async (web: Api) =>
+    consoleApiRoutes(web, { operators: new OperatorStore(deps.db), sessions, keys: deps.keys, cookie, signInsPerMinute: consoleOptions.signInsPerMinute }),
+  );
   await app.register(async (v1: Api) => {
-    registerSignatureCheck(v1, deps.keys, deps.nonces);
+    registerAuthentication(v1, { keys: deps.keys, nonces: deps.nonces, sessions, cookie });
     // Counted per app once the request is authenticated, on this process (see docs/api.md).
     await v1.register(rateLimit, {
       hook: 'preHandler',
       timeWindow: 1000,
       keyGenerator: (request) => appOf(request),
-      max: (request) => request.apiKey?.rateLimitPerS ?? deps.rateLimitPerS,
+      max: (request) => request.apiKey?.rateLimitPerS ?? request.operator?.rateLimitPerS ?? deps.rateLimitPerS,
       errorResponseBuilder: (_, context) =>
         new ApiError('RATE_LIMITED', `more than ${context.max} requests per second; retry after ${context.after}`),
     });

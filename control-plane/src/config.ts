@@ -1,4 +1,4 @@
-import { commonSpec, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
+import { bool, commonSpec, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
 
 export const controlPlaneSpec = {
   ...commonSpec,
@@ -12,6 +12,13 @@ export const controlPlaneSpec = {
   EXPIRY_SWEEP_MS: int({ min: 100, default: 10_000, desc: 'how often expired targets are marked (and reported) as expired' }),
   RETENTION_DAYS: int({ min: 1, default: 7, desc: 'days a message and its per-target results are kept after it expires' }),
   KEY_CACHE_MS: int({ min: 0, default: 10_000, desc: 'how long an API key lookup is cached (a disabled key stops working within this)' }),
+  CONSOLE_DIR: str({ default: '', desc: 'the built web console (empty: console/dist/public of this checkout)' }),
+  CONSOLE_SESSION_TTL_S: int({ min: 60, max: 30 * 86_400, default: 12 * 3600, desc: 'how long a console session lasts after signing in, in seconds' }),
+  CONSOLE_COOKIE_SECURE: bool({
+    default: true,
+    desc: 'true or false: mark the session cookie Secure (false only for plain-http console access from a host other than localhost)',
+  }),
+  CONSOLE_SIGN_INS_PER_MINUTE: int({ min: 1, default: 20, desc: 'console sign-in attempts one address may make a minute on one process' }),
 };
 
 export type ControlPlaneConfig = ReturnType<typeof loadControlPlaneConfig>;

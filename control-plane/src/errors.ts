@@ -7,6 +7,10 @@ export const ErrorCode = {
   AUTH_BAD_SIGNATURE: 401,
   AUTH_EXPIRED_TIMESTAMP: 401,
   AUTH_REPLAYED_NONCE: 401,
+  AUTH_NO_SESSION: 401,
+  SIGN_IN_FAILED: 401,
+  CSRF_FAILED: 403,
+  APP_NOT_ALLOWED: 403,
   BAD_JSON: 400,
   VALIDATION_FAILED: 400,
   INVALID_TARGET: 400,
@@ -65,3 +69,16 @@ export interface ErrorBody {
 export const errorBody = (code: ErrorCode, message: string, field?: string): ErrorBody => ({
   error: { code, message, ...(field !== undefined && { field }) },
 });
+
+/** The dotted path of the field the first schema violation is about (`targets.0.device`), if any. */
+export function validationField(errors: readonly { instancePath: string; params: Record<string, unknown> }[]): string | undefined {
+  const first = errors[0];
+  if (!first) return undefined;
+  const path = first.instancePath
+    .split('/')
+    .slice(1)
+    .map((part) => part.replaceAll('~1', '/').replaceAll('~0', '~'));
+  const named = first.params.missingProperty ?? first.params.additionalProperty;
+  if (typeof named === 'string') path.push(named);
+  return path.length > 0 ? path.join('.') : undefined;
+}

@@ -44,6 +44,12 @@ await runMain(async () => {
     defaultTtlS: config.DEFAULT_TTL_S,
     maxTtlS: config.MAX_TTL_S,
     rateLimitPerS: config.RATE_LIMIT_PER_S,
+    console: {
+      ...(config.CONSOLE_DIR !== '' && { dir: config.CONSOLE_DIR }),
+      sessionTtlS: config.CONSOLE_SESSION_TTL_S,
+      secureCookie: config.CONSOLE_COOKIE_SECURE,
+      signInsPerMinute: config.CONSOLE_SIGN_INS_PER_MINUTE,
+    },
   });
   await app.listen({ host: config.API_HOST, port: config.API_PORT });
 

@@ -3,7 +3,7 @@
  * and NATS prefix. Devices are the real SDK; business servers the real server SDK.
  */
 import { createLogger, MasterKey } from '@mps/shared';
-import { buildApp, KeyStore, NonceGuard, startExpirySweep, startLedger, startReceipts, type CreatedApp } from '@mps/control-plane';
+import { buildApp, KeyStore, NonceGuard, startExpirySweep, startLedger, startReceipts, type AppDeps, type CreatedApp } from '@mps/control-plane';
 import { DeviceClient, PushClient, type DeviceClientOptions, type MessageFrame } from '@mps/sdk';
 import { jetstream } from '@nats-io/jetstream';
 import { createTestDatabase, createTestNats, eventually, type TestDatabase, type TestNats } from './services.js';
@@ -34,7 +34,7 @@ export interface TestDevice {
   waitFor(n: number, ms?: number): Promise<MessageFrame[]>;
 }
 
-export async function startTestStack(gatewayEnv: Record<string, string> = {}): Promise<TestStack> {
+export async function startTestStack(gatewayEnv: Record<string, string> = {}, appOptions: Pick<AppDeps, 'console'> = {}): Promise<TestStack> {
   const database = await createTestDatabase();
   const nats = await createTestNats();
   const masterKeyBase64 = MasterKey.generate();
@@ -54,6 +54,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}): P
     defaultTtlS: 3600,
     maxTtlS: 7 * 86_400,
     rateLimitPerS: 1000,
+    ...appOptions,
   });
   const ledger = await startLedger({ nc: nats.nc, js, db: database.db, subjects: nats.subjects, log });
   const receipts = await startReceipts({ nc: nats.nc, js, db: database.db, keys, subjects: nats.subjects, log, horizonMs: 3_600_000 });

@@ -1,5 +1,6 @@
 /**
- * Devices and users as the business server sees them: look-ups, and their tags and attributes.
+ * Devices and users as the business server sees them: look-ups (with whether each device is
+ * connected now, and a device's latest messages), and their tags and attributes.
  * A change is told to the gateways (a header-only message on the device's or user's subject), so
  * connected devices are selected by their new profile at once.
  */
@@ -13,6 +14,7 @@ import {
   CONTROL_HEADER,
   Limits,
   namedRecord,
+  PRESENCE_QUERY,
   PROFILE_CHANGED,
   userProfile,
   type Db,
@@ -58,6 +60,22 @@ const DeviceOut = Type.Object({
   vendorTokens: Type.Record(Type.String(), Type.String(), { description: 'vendor -> token, masked' }),
   createdAt: Type.String(),
   lastSeenAt: Type.String(),
+  online: Type.Boolean({ description: 'a gateway holds a ready connection of the device now' }),
+});
+
+/** How long "is this device connected?" waits; a device no gateway holds is answered at once (no responders). */
+const PRESENCE_TIMEOUT_MS = 500;
+const RECENT_MESSAGES = 20;
+
+const RecentMessage = Type.Object({
+  id: Type.String(),
+  mode: Type.String(),
+  pushType: Type.String(),
+  title: Type.Union([Type.String(), Type.Null()]),
+  status: Type.String(),
+  channel: Type.Union([Type.String(), Type.Null()]),
+  createdAt: Type.String(),
+  deliveredAt: Type.Union([Type.String(), Type.Null()]),
 });
 
 interface DeviceRow {
@@ -79,7 +97,7 @@ interface DeviceRow {
 /** Vendor tokens are credentials of a kind: shown only by their ends. */
 const mask = (token: string) => (token.length <= 12 ? '…' : `${token.slice(0, 4)}…${token.slice(-4)}`);
 
-const deviceOut = (row: DeviceRow) => ({
+const deviceOut = (row: DeviceRow, online: boolean) => ({
   id: row.id,
   userId: row.user_id,
   platform: row.platform,
@@ -93,6 +111,7 @@ const deviceOut = (row: DeviceRow) => ({
   vendorTokens: Object.fromEntries(Object.entries(row.vendor_tokens ?? {}).map(([vendor, token]) => [vendor, mask(token)])),
   createdAt: row.created_at.toISOString(),
   lastSeenAt: row.last_seen_at.toISOString(),
+  online,
 });
 
 const DEVICE_QUERY = `
@@ -109,6 +128,18 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
     deps.nc.publish(subject, new Uint8Array(0), { headers: h });
   };
 
+  /** Asks the gateways, the way the vendor sender does: only one holding a ready socket of it answers. */
+  async function online(appId: string, device: string): Promise<boolean> {
+    const h = natsHeaders();
+    h.set(CONTROL_HEADER, PRESENCE_QUERY);
+    try {
+      await deps.nc.request(deps.subjects.device(appId, device), new Uint8Array(0), { timeout: PRESENCE_TIMEOUT_MS, headers: h });
+      return true;
+    } catch {
+      return false; // no responders, or no answer in time: not connected
+    }
+  }
+
   async function deviceOf(appId: string, id: string): Promise<DeviceRow> {
     const r = await db.query<DeviceRow>(`${DEVICE_QUERY} WHERE d.id = $1 AND d.app_id = $2`, [id, appId]);
     const row = r.rows[0];
@@ -121,8 +152,47 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
     return profile;
   };
 
-  app.get('/v1/devices/:id', { schema: { params: DeviceParams, response: { 200: DeviceOut } } }, async (request) =>
-    deviceOut(await deviceOf(appOf(request), request.params.id)),
+  app.get('/v1/devices/:id', { schema: { params: DeviceParams, response: { 200: DeviceOut } } }, async (request) => {
+    const appId = appOf(request);
+    const [row, connected] = await Promise.all([deviceOf(appId, request.params.id), online(appId, request.params.id)]);
+    return deviceOut(row, connected);
+  });
+
+  app.get(
+    '/v1/devices/:id/messages',
+    { schema: { params: DeviceParams, response: { 200: Type.Object({ messages: Type.Array(RecentMessage) }) } } },
+    async (request) => {
+      const appId = appOf(request);
+      await deviceOf(appId, request.params.id);
+      const r = await db.query<{
+        id: string;
+        mode: string;
+        push_type: string;
+        title: string | null;
+        status: string;
+        channel: string | null;
+        created_at: Date;
+        delivered_at: Date | null;
+      }>(
+        `SELECT m.id, m.mode, m.push_type, m.content->>'title' AS title, m.created_at, i.channel, i.delivered_at,
+                CASE WHEN i.status = 'pending' AND i.expires_at <= now() THEN 'expired' ELSE i.status END AS status
+         FROM inbox i JOIN messages m ON m.id = i.message_id
+         WHERE i.device_id = $1 AND m.app_id = $2 ORDER BY i.seq DESC LIMIT $3`,
+        [request.params.id, appId, RECENT_MESSAGES],
+      );
+      return {
+        messages: r.rows.map((m) => ({
+          id: m.id,
+          mode: m.mode,
+          pushType: m.push_type,
+          title: m.title,
+          status: m.status,
+          channel: m.channel,
+          createdAt: m.created_at.toISOString(),
+          deliveredAt: m.delivered_at?.toISOString() ?? null,
+        })),
+      };
+    },
   );
 
   app.post('/v1/devices/:id/tags', { schema: { params: DeviceParams, body: TagChange, response: { 200: ProfileOut } } }, async (request) => {
@@ -147,7 +217,12 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
     async (request) => {
       const appId = appOf(request);
       const devices = await db.query<DeviceRow>(`${DEVICE_QUERY} WHERE d.app_id = $1 AND d.user_id = $2 ORDER BY d.created_at`, [appId, request.params.id]);
-      return { userId: request.params.id, ...(await userProfile(db, appId, request.params.id)), devices: devices.rows.map(deviceOut) };
+      const connected = await Promise.all(devices.rows.map((d) => online(appId, d.id)));
+      return {
+        userId: request.params.id,
+        ...(await userProfile(db, appId, request.params.id)),
+        devices: devices.rows.map((d, i) => deviceOut(d, connected[i] ?? false)),
+      };
     },
   );
 
