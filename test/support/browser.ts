@@ -45,7 +45,8 @@ export interface TestBrowser {
   close(): Promise<void>;
 }
 
-export async function startBrowser(): Promise<TestBrowser> {
+/** A browser whose screenshots go to `artifacts` (emptied first: only this run's). */
+export async function startBrowser(artifacts: string = ARTIFACTS): Promise<TestBrowser> {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} is missing: apt-get install chromium (scripts/test.sh does it as root)`);
   const profile = await mkdtemp(join(tmpdir(), 'mps-chromium-'));
   const context = await chromium.launchPersistentContext(profile, {
@@ -70,14 +71,14 @@ export async function startBrowser(): Promise<TestBrowser> {
   });
   page.on('pageerror', (error) => problems.push(`page error: ${error.message}`));
   // This run's screenshots only: none left from an earlier run with other page names.
-  await rm(ARTIFACTS, { recursive: true, force: true });
-  await mkdir(ARTIFACTS, { recursive: true });
+  await rm(artifacts, { recursive: true, force: true });
+  await mkdir(artifacts, { recursive: true });
   return {
     context,
     page,
     problems,
     screenshot: async (name) => {
-      const path = join(ARTIFACTS, `${name}.png`);
+      const path = join(artifacts, `${name}.png`);
       await page.screenshot({ path, fullPage: true });
       return path;
     },
