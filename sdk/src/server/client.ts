@@ -22,6 +22,12 @@ export type PushClientOptions = {
   /** e.g. http://127.0.0.1:8080 */
   baseUrl: string;
   keyId: string;
+  /**
+   * Extra tries of an idempotent call after a network error, a 429 or a 5xx (default 2), with
+   * backoff or the server's Retry-After. Idempotent: GET, PUT and DELETE; a push with a
+   * `businessId`; revokes, tag and attribute changes, dry runs. Other calls are tried once.
+   */
+  retries?: number;
 } & ({ secret: string; privateKey?: never } | { privateKey: KeyObject | string; secret?: never });
 
 function signingKey(options: PushClientOptions): SigningKey {
@@ -37,10 +43,30 @@ export class ApiRequestError extends Error {
     readonly status: number,
     readonly code: string,
     message: string,
+    /** The server's Retry-After, when it sent one. */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'ApiRequestError';
   }
+}
+
+/** POSTs that change nothing more when repeated. */
+const IDEMPOTENT_POST = /\/(revoke|tags|attributes|dry-run)$/;
+
+function isIdempotent(method: string, path: string, body: unknown): boolean {
+  if (method !== 'POST') return true;
+  if (IDEMPOTENT_POST.test(path)) return true;
+  return typeof body === 'object' && body !== null && typeof (body as { businessId?: unknown }).businessId === 'string';
+}
+
+/** A network error (fetch rejects with a TypeError), a rate limit or a server-side failure. */
+const isRetryable = (error: unknown): boolean =>
+  error instanceof ApiRequestError ? error.status === 429 || error.status >= 500 : error instanceof TypeError;
+
+function retryDelayMs(attempt: number, error: unknown): number {
+  const after = error instanceof ApiRequestError ? error.retryAfterMs : undefined;
+  return after ?? 200 * 2 ** (attempt - 1) * (0.5 + Math.random());
 }
 
 export type PushTarget = { device: string } | { user: string };
@@ -163,6 +189,20 @@ export interface DeviceInfo extends Profile {
   vendorTokens: Record<string, string>;
   createdAt: string;
   lastSeenAt: string;
+  /** A gateway holds a ready connection of the device now. */
+  online: boolean;
+}
+
+/** One of a device's latest messages (GET /v1/devices/{id}/messages). */
+export interface RecentMessage {
+  id: string;
+  mode: string;
+  pushType: string;
+  title: string | null;
+  status: string;
+  channel: string | null;
+  createdAt: string;
+  deliveredAt: string | null;
 }
 
 const profilePath = (of: PushTarget) =>
@@ -175,8 +215,23 @@ export class PushClient {
     this.key = signingKey(options);
   }
 
-  /** Sends one signed request; resolves with the parsed JSON body or throws ApiRequestError. */
+  /**
+   * Sends a signed request (signed anew for each try); resolves with the parsed JSON body or throws
+   * ApiRequestError. Idempotent calls are retried (PushClientOptions.retries).
+   */
   async request<T>(method: string, pathAndQuery: string, body?: unknown): Promise<T> {
+    const tries = 1 + (isIdempotent(method, pathAndQuery.split('?')[0] as string, body) ? (this.options.retries ?? 2) : 0);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.send<T>(method, pathAndQuery, body);
+      } catch (error) {
+        if (attempt >= tries || !isRetryable(error)) throw error;
+        await new Promise((resolve) => setTimeout(resolve, retryDelayMs(attempt, error)));
+      }
+    }
+  }
+
+  private async send<T>(method: string, pathAndQuery: string, body?: unknown): Promise<T> {
     const raw = body === undefined ? '' : JSON.stringify(body);
     const q = pathAndQuery.indexOf('?');
     const timestamp = String(Date.now());
@@ -210,7 +265,13 @@ export class PushClient {
     }
     if (!response.ok) {
       const error = (parsed as { error?: { code?: string; message?: string } } | undefined)?.error;
-      throw new ApiRequestError(response.status, error?.code ?? 'UNKNOWN', error?.message ?? response.statusText);
+      const retryAfter = Number(response.headers.get('retry-after'));
+      throw new ApiRequestError(
+        response.status,
+        error?.code ?? 'UNKNOWN',
+        error?.message ?? response.statusText,
+        Number.isFinite(retryAfter) && retryAfter > 0 ? retryAfter * 1000 : undefined,
+      );
     }
     return parsed as T;
   }
@@ -285,6 +346,11 @@ export class PushClient {
 
   device(id: string): Promise<DeviceInfo> {
     return this.request('GET', `/v1/devices/${encodeURIComponent(id)}`);
+  }
+
+  /** The device's 20 latest messages, newest first, with their status for it. */
+  deviceMessages(id: string): Promise<{ messages: RecentMessage[] }> {
+    return this.request('GET', `/v1/devices/${encodeURIComponent(id)}/messages`);
   }
 
   user(id: string): Promise<Profile & { userId: string; devices: DeviceInfo[] }> {
