@@ -6,7 +6,7 @@
 import type { HuaweiConfig } from '@mps/shared';
 import { vendorAgent } from '../http.js';
 import { parseJson, post, type HttpAnswer } from './request.js';
-import { failAll, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+import { chunkedClient, failAll, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
 
 const CHUNK = 1000;
 const SUCCESS = '80000000';
@@ -111,14 +111,5 @@ export function huaweiClient(_app: string, config: HuaweiConfig, endpoints: Endp
     return failAll(tokens, { status: 'failed', reason });
   }
 
-  return {
-    async send(message, tokens) {
-      const results: SendResult[] = [];
-      for (let i = 0; i < tokens.length; i += CHUNK) results.push(...(await sendChunk(message, tokens.slice(i, i + CHUNK))));
-      return results;
-    },
-    async close() {
-      agent.destroy();
-    },
-  };
+  return chunkedClient(CHUNK, sendChunk, agent);
 }

@@ -56,6 +56,24 @@ export function secondsLeft(message: OutgoingMessage): number {
 
 export const failAll = (tokens: string[], result: SendResult): SendResult[] => tokens.map(() => result);
 
+/** A client over an HTTPS agent whose requests carry at most `chunk` tokens each, made one after another. */
+export function chunkedClient(
+  chunk: number,
+  sendChunk: (message: OutgoingMessage, tokens: string[]) => Promise<SendResult[]>,
+  agent: { destroy(): void },
+): VendorClient {
+  return {
+    async send(message, tokens) {
+      const results: SendResult[] = [];
+      for (let i = 0; i < tokens.length; i += chunk) results.push(...(await sendChunk(message, tokens.slice(i, i + chunk))));
+      return results;
+    },
+    async close() {
+      agent.destroy();
+    },
+  };
+}
+
 /** A Retry-After header (seconds or an HTTP date) in ms. */
 export function retryAfterMs(header: string | string[] | undefined): number | undefined {
   const value = Array.isArray(header) ? header[0] : header;

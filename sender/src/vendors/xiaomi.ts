@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { XiaomiConfig } from '@mps/shared';
 import { vendorAgent } from '../http.js';
 import { parseJson, post } from './request.js';
-import { failAll, messageData, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+import { chunkedClient, failAll, messageData, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
 
 const CHUNK = 1000;
 const NO_VALID_TARGETS = 20301;
@@ -63,14 +63,5 @@ export function xiaomiClient(_app: string, config: XiaomiConfig, endpoints: Endp
     return failAll(tokens, { status: 'failed', reason });
   }
 
-  return {
-    async send(message, tokens) {
-      const results: SendResult[] = [];
-      for (let i = 0; i < tokens.length; i += CHUNK) results.push(...(await sendChunk(message, tokens.slice(i, i + CHUNK))));
-      return results;
-    },
-    async close() {
-      agent.destroy();
-    },
-  };
+  return chunkedClient(CHUNK, sendChunk, agent);
 }
