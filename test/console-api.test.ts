@@ -323,7 +323,8 @@ describe('console authentication', () => {
     });
   });
 
-  describe('the operator command line', () => {
+  // Each call starts a process from the sources (tsx): seconds each on a busy machine.
+  describe('the operator command line', { timeout: 120_000 }, () => {
     const cli = (args: string[], env: Record<string, string>, stdin = '') =>
       new Promise<{ code: number | null; out: string }>((resolve) => {
         const child = spawn(process.execPath, ['--conditions=source', '--import', 'tsx', 'control-plane/src/operator-cli.ts', ...args], {
