@@ -8,6 +8,12 @@ run:
 test:
 	@scripts/test.sh
 
+# The service scaled out on this machine: a 3-node NATS cluster, several gateways and two control
+# planes behind HAProxy, analytics and a sender (scripts/cluster.sh; docs/operations.md says more).
+.PHONY: cluster
+cluster:
+	@scripts/cluster.sh
+
 build:
 	@npx tsc -b
 

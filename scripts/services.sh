@@ -115,6 +115,13 @@ ensure_chromium() {
   fi
 }
 
+# make cluster (scripts/cluster.sh) and its test put HAProxy in front of the gateways and control
+# planes: installed from the distribution's packages when missing (root with apt); otherwise this
+# stops, saying what to install.
+ensure_haproxy() {
+  command -v haproxy >/dev/null 2>&1 || [ -x /usr/sbin/haproxy ] || apt_install haproxy
+}
+
 # The web console's static files (console/dist/public), built with Vite; the control plane serves them at /console/.
 build_console() {
   say "building the web console"

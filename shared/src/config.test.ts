@@ -54,6 +54,13 @@ describe('loadConfig', () => {
     expect(error.lines).toEqual([invalidLine('API_PORT', value, 'a TCP port for the push API')]);
   });
 
+  it('takes the comma-separated URLs of a NATS cluster, and refuses a bad one among them', () => {
+    const urls = 'nats://127.0.0.1:4231, nats://127.0.0.1:4232,nats://127.0.0.1:4233';
+    expect(loadConfig(commonSpec, { NATS_URL: urls }).NATS_URL).toBe('nats://127.0.0.1:4231,nats://127.0.0.1:4232,nats://127.0.0.1:4233');
+    const error = configErrorOf(() => loadConfig(commonSpec, { NATS_URL: 'nats://127.0.0.1:4231,localhost' }));
+    expect(error.lines).toEqual([invalidLine('NATS_URL', 'localhost', 'a NATS server URL, comma-separated for a cluster')]);
+  });
+
   it.each(['not a url', 'localhost'])('refuses the url %j', (value) => {
     const error = configErrorOf(() => loadConfig(spec, { PUBLIC_URL: value }));
     expect(error.lines).toEqual([invalidLine('PUBLIC_URL', value, 'the URL devices connect to')]);

@@ -44,9 +44,18 @@ export function loadConfig<S extends Spec>(spec: S, env: NodeJS.ProcessEnv = pro
   });
 }
 
+/** One or more server URLs separated by commas (the nodes of a NATS cluster), each a valid URL. */
+const urlList = makeValidator<string>((input) => {
+  const urls = input.split(',').map((u) => u.trim());
+  for (const u of urls) {
+    if (!URL.canParse(u)) throw new EnvError(`Invalid url: "${u}" in "${input}"`);
+  }
+  return urls.join(',');
+});
+
 /** Variables every service reads. */
 export const commonSpec = {
-  NATS_URL: url({ default: 'nats://127.0.0.1:4222', desc: 'a NATS server URL, comma-separated for a cluster' }),
+  NATS_URL: urlList({ default: 'nats://127.0.0.1:4222', desc: 'a NATS server URL, comma-separated for a cluster' }),
   NATS_PREFIX: str({ default: 'mps', desc: 'a lower-case letter then lower-case letters or digits (at most 32): namespaces subjects, streams and buckets' }),
   DATABASE_URL: url({ default: 'postgres://postgres@127.0.0.1:5432/mps', desc: 'a PostgreSQL connection URL' }),
   DATA_DIR: str({ default: './data', desc: 'a folder for local state (demo credentials, chDB files)' }),
