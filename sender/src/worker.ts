@@ -321,6 +321,16 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** Settles results in the ledger, kills dead tokens, and tells analytics and receipts. */
   async function settle(sends: Send[]): Promise<void> {
+    // Dead tokens first: once a result is visible, so is what it did to the token.
+    const dead = sends.filter((s) => s.result?.status === 'invalid-token');
+    if (dead.length > 0) {
+      await db.query(
+        `UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(device_id, vendor, token, reason)
+         WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token`,
+        [dead.map((s) => s.device.device), dead.map((s) => s.vendor), dead.map((s) => s.device.token), dead.map((s) => (s.result as { reason: string }).reason)],
+      );
+    }
     const outcomes = sends.map((s): { s: Send; status: 'sent' | 'failed' | 'retry'; reason: string | null } => {
       const r = s.result as SendResult;
       if (r.status === 'sent') return { s, status: 'sent', reason: null };
@@ -340,15 +350,6 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
       );
     }
     const final = outcomes.filter((o) => o.status !== 'retry');
-    const dead = sends.filter((s) => s.result?.status === 'invalid-token');
-    if (dead.length > 0) {
-      await db.query(
-        `UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(device_id, vendor, token, reason)
-         WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token`,
-        [dead.map((s) => s.device.device), dead.map((s) => s.vendor), dead.map((s) => s.device.token), dead.map((s) => (s.result as { reason: string }).reason)],
-      );
-    }
     const at = Date.now();
     await Promise.all(
       final.map(({ s, status }) => {
