@@ -4,7 +4,7 @@
  * Apps without any vendor channel get no jobs (looked up once per CACHE_MS per process).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { encodeVendorJob, vendorJobId, type ChannelPolicy, type Db, type Subjects, type VendorJob } from '@mps/shared';
+import { encodeVendorJob, vendorJobId, type ChannelPolicy, type Db, type DbClient, type Subjects, type VendorJob } from '@mps/shared';
 
 const CACHE_MS = 5000;
 
@@ -17,9 +17,13 @@ export class VendorJobs {
     private readonly subjects: Subjects,
   ) {}
 
-  /** Queues the job when the message may travel by vendor and the app has a channel for it. */
-  async enqueue(policy: ChannelPolicy, job: VendorJob): Promise<void> {
-    if (policy === 'socket' || !(await this.hasChannels(job.app))) return;
+  /**
+   * Queues the job when the message may travel by vendor and the app has a channel for it. The
+   * lookup runs on the push's own transaction client: a second pool connection taken while the
+   * first is held could wait forever once every connection is held the same way.
+   */
+  async enqueue(client: DbClient, policy: ChannelPolicy, job: VendorJob): Promise<void> {
+    if (policy === 'socket' || !(await this.hasChannels(client, job.app))) return;
     // A job published twice (a retried transaction) within the dedup window is kept once.
     await this.js.publish(this.subjects.vendorJob(job.app), encodeVendorJob(job), { msgID: vendorJobId(job) });
   }
@@ -29,10 +33,10 @@ export class VendorJobs {
     this.configured.delete(app);
   }
 
-  private async hasChannels(app: string): Promise<boolean> {
+  private async hasChannels(client: DbClient, app: string): Promise<boolean> {
     const cached = this.configured.get(app);
     if (cached && Date.now() - cached.at < CACHE_MS) return cached.has;
-    const r = await this.db.query('SELECT 1 FROM app_channels WHERE app_id = $1 LIMIT 1', [app]);
+    const r = await client.query('SELECT 1 FROM app_channels WHERE app_id = $1 LIMIT 1', [app]);
     this.configured.set(app, { has: r.rowCount === 1, at: Date.now() });
     return r.rowCount === 1;
   }

@@ -75,7 +75,7 @@ export function createBroadcastService(deps: Ttl & { db: Db; nc: NatsConnection;
       const targeted = await countReached(client, appId, audience, condition);
       await client.query('UPDATE messages SET targeted = $2 WHERE id = $1', [message.id, targeted]);
       // The senders walk the matching devices page by page, starting from the first.
-      await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, broadcast: { after: null } });
+      await deps.vendorJobs.enqueue(client, delivery.channel ?? 'auto', { app: appId, message: message.id, broadcast: { after: null } });
       return { messageId: message.id, targeted, duplicate: false };
     });
     if (!accepted.duplicate && delivery.channel !== 'vendor') {

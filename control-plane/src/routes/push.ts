@@ -117,7 +117,7 @@ export function createPushService(deps: PushDeps) {
   async function stage(client: DbClient, appId: string, target: Target, message: StoredMessage, delivery: Delivery): Promise<number> {
     const targeted = await enqueue(client, appId, target, message, delivery);
     const whom = target.device !== undefined ? { device: target.device } : { user: target.user as string };
-    await deps.vendorJobs.enqueue(delivery.channel ?? 'auto', { app: appId, message: message.id, ...whom });
+    await deps.vendorJobs.enqueue(client, delivery.channel ?? 'auto', { app: appId, message: message.id, ...whom });
     return targeted;
   }
 
