@@ -7,7 +7,7 @@ import type { CreatedApp } from '@mps/control-plane';
 import type { PushClient } from '@mps/sdk';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
-import { configureChannels, offlineDevice, startFakes, startTestSender, type Fakes, type TestSender } from './support/vendors.js';
+import { appWithChannels, configureChannels, offlineDevice, startFakes, startTestSender, type Fakes, type TestSender } from './support/vendors.js';
 
 let stack: TestStack;
 let fakes: Fakes;
@@ -24,12 +24,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function newApp(): Promise<{ app: CreatedApp; api: PushClient }> {
-  const app = await stack.createApp();
-  const api = stack.api(app);
-  await configureChannels(api, fakes, ['fcm']);
-  return { app, api };
-}
+const newApp = () => appWithChannels(stack, fakes, ['fcm']);
 
 const fcmGot = (token: string) => fakes.fcm.received.filter((r) => r.token === token).map((r) => (r.body.message.data as Record<string, string>).mps_id);
 

@@ -13,7 +13,7 @@ import { testTls } from './fakes/tls.js';
 import { ApiRequestError, type PushClient } from '@mps/sdk';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
-import { apnsToken, BUNDLE_ID, configureChannels, offlineDevice, startFakes, startTestSender, tokenState, type Fakes, type TestSender } from './support/vendors.js';
+import { apnsToken, appWithChannels, BUNDLE_ID, configureChannels, offlineDevice, startFakes, startTestSender, tokenState, type Fakes, type TestSender } from './support/vendors.js';
 
 let stack: TestStack;
 let fakes: Fakes;
@@ -31,12 +31,7 @@ afterAll(async () => {
   await stack?.stop();
 });
 
-async function newApp(): Promise<{ app: CreatedApp; api: PushClient }> {
-  const app = await stack.createApp();
-  const api = stack.api(app);
-  await configureChannels(api, fakes);
-  return { app, api };
-}
+const newApp = () => appWithChannels(stack, fakes);
 
 const receivedBy = <T extends { token: string }>(list: T[], token: string) => list.filter((r) => r.token === token);
 

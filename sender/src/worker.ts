@@ -4,7 +4,8 @@
  * (message, device) in vendor_sends, the ledger shared by every sender process.
  *
  * A send is claimed ('sending') before it goes out and settled after: a redelivered job (a crash, a
- * retry) skips what is settled and sends again only what was claimed and never settled. Retryable
+ * retry) skips what is settled and sends again only what was claimed and never settled; a job whose
+ * sends another sender claimed lately waits until that claim is settled or stale. Retryable
  * errors nak the job with backoff (or the vendor's Retry-After) until SENDER_MAX_ATTEMPTS.
  */
 import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
@@ -96,6 +97,18 @@ interface Send {
 
 export interface Sender {
   stop(): Promise<void>;
+}
+
+/** Items grouped by a key, in the order each key first appears. */
+function groupBy<T>(items: T[], keyOf: (item: T) => string): T[][] {
+  const groups = new Map<string, T[]>();
+  for (const item of items) {
+    const key = keyOf(item);
+    const group = groups.get(key);
+    if (group) group.push(item);
+    else groups.set(key, [item]);
+  }
+  return [...groups.values()];
 }
 
 export const backoffMs = (attempts: number): number => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1));
@@ -224,15 +237,11 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** What needs a vendor send, per job; records 'skipped' for devices the socket has or will have. */
   async function plan(jobs: VendorJob[], candidates: Candidate[], messages: Map<string, StoredMessage>): Promise<Send[]> {
-    const byDevice = new Map<string, Candidate[]>();
-    for (const c of candidates) {
-      const key = `${c.job}/${c.device}`;
-      byDevice.set(key, [...(byDevice.get(key) ?? []), c]);
-    }
+    const byDevice = groupBy(candidates, (c) => `${c.job}/${c.device}`);
     const sends: Send[] = [];
     const skipped: { message: string; device: string; vendor: Vendor; reason: string }[] = [];
     await Promise.all(
-      [...byDevice.values()].map(async (tokens) => {
+      byDevice.map(async (tokens) => {
         const first = tokens[0] as Candidate;
         const job = jobs[first.job] as VendorJob;
         const message = messages.get(job.message);
@@ -286,13 +295,9 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** One client call per (app, vendor, message), all at once. */
   async function deliver(sends: Send[]): Promise<void> {
-    const groups = new Map<string, Send[]>();
-    for (const s of sends) {
-      const key = `${s.message.app}\u0000${s.vendor}\u0000${s.message.id}`;
-      groups.set(key, [...(groups.get(key) ?? []), s]);
-    }
+    const groups = groupBy(sends, (s) => `${s.message.app}\u0000${s.vendor}\u0000${s.message.id}`);
     await Promise.all(
-      [...groups.values()].map(async (group) => {
+      groups.map(async (group) => {
         const { message, vendor } = group[0] as Send;
         const pauseKey = `${message.app}\u0000${vendor}`;
         const wait = (pausedUntil.get(pauseKey) ?? 0) - Date.now();
@@ -397,7 +402,12 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         candidates.push(...page.candidates);
       }),
     );
-    const sends = await claim(await plan(numbered.map(({ job }) => job), candidates, messages));
+    const planned = await plan(numbered.map(({ job }) => job), candidates, messages);
+    const sends = await claim(planned);
+    // Planned but not claimed: settled meanwhile, or claimed by a sender that may have died with it
+    // (the claim is younger than the ack wait). The job comes back when such a claim is stale.
+    const claimed = new Set(sends.map((s) => `${s.message.id}/${s.device.device}`));
+    const contested = new Set(planned.filter((s) => !claimed.has(`${s.message.id}/${s.device.device}`)).map((s) => s.job));
     await deliver(sends);
     await settle(sends);
 
@@ -418,8 +428,9 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         await deps.js.publish(subjects.vendorJob(job.app), encodeVendorJob(next), { msgID: vendorJobId(next) });
       }
       const retries = sends.filter((s) => s.job === n && s.result?.status === 'retry' && s.attempts < deps.maxAttempts);
-      if (retries.length > 0) {
-        msg.nak(Math.max(...retries.map((s) => Math.max(backoffMs(s.attempts), (s.result as { retryAfterMs?: number }).retryAfterMs ?? 0))));
+      if (retries.length > 0 || contested.has(n)) {
+        const retryMs = retries.map((s) => Math.max(backoffMs(s.attempts), (s.result as { retryAfterMs?: number }).retryAfterMs ?? 0));
+        msg.nak(Math.max(contested.has(n) ? ackWaitMs : 0, ...retryMs));
         continue;
       }
       msg.ack();

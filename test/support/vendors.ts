@@ -5,6 +5,7 @@
 import { jetstream } from '@nats-io/jetstream';
 import { ChannelStore, createLogger, newId, type ApnsConfig, type ChannelConfigs, type Db, type Vendor } from '@mps/shared';
 import { startSender, VendorClients, type Endpoints, type Sender } from '@mps/sender';
+import type { CreatedApp } from '@mps/control-plane';
 import type { PushClient } from '@mps/sdk';
 import { startFakeApns, type FakeApns } from '../fakes/apns.js';
 import { startFakeFcm, type FakeFcm } from '../fakes/fcm.js';
@@ -75,6 +76,14 @@ export async function startFakes(caFile?: string): Promise<Fakes> {
       await Promise.all([apns.close(), fcm.close(), huawei.close(), xiaomi.close()]);
     },
   };
+}
+
+/** A new app of the stack with these vendor channels saved, and its API client. */
+export async function appWithChannels(stack: TestStack, fakes: Fakes, vendors?: Vendor[]): Promise<{ app: CreatedApp; api: PushClient }> {
+  const app = await stack.createApp();
+  const api = stack.api(app);
+  await configureChannels(api, fakes, vendors);
+  return { app, api };
 }
 
 /** Saves every vendor channel of an app through the API. */
