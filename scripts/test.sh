@@ -15,3 +15,8 @@ npx tsc -p tsconfig.test.json
 build_console
 say "running the suite"
 npx vitest run "$@"
+# The benchmarks at a tiny size (about 2 minutes), with the whole suite only.
+if [ $# -eq 0 ]; then
+  say "bench smoke run"
+  make --no-print-directory bench-smoke
+fi

@@ -6,7 +6,6 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdir, writeFile } from 'node:fs/promises';
 import { cpus, totalmem } from 'node:os';
 import { createServer } from 'node:net';
 import autocannon from 'autocannon';
@@ -15,6 +14,7 @@ import { jetstreamManager } from '@nats-io/jetstream';
 import { createSubjects, hmacSignature, MasterKey, newId, newPublicId, newSecret, SignatureHeader } from '@mps/shared';
 import { createBenchDatabase } from './support/database.js';
 import { ROOT } from './support/processes.js';
+import { writeResult } from './support/results.js';
 import { sleep } from './support/util.js';
 
 const DATABASE_URL = process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/mps';
@@ -161,8 +161,7 @@ export async function main(): Promise<void> {
       notes:
         'One control-plane process (tsx from the sources) on a 2-core machine shared with PostgreSQL, NATS and the load generator (autocannon, signing every request). Each push: signature check, nonce claim in NATS KV, one transaction (message + inbox row), one NATS publish.',
     };
-    await mkdir(new URL('../results/', import.meta.url), { recursive: true });
-    await writeFile(new URL('../results/api.json', import.meta.url), `${JSON.stringify(result, null, 2)}\n`);
+    await writeResult('api', result);
     console.log(`hello world: ${Math.round(helloPerSecond)} requests/s (p99 ${helloResult.latency.p99} ms)`);
     console.log(`stored ${result.detail.stored_messages} of ${accepted} accepted pushes; non-2xx ${signed.non2xx}`);
     console.log(`signed pushes: ${result.metrics.signed_pushes_per_second}/s, p99 ${result.metrics.p99_ms} ms, ${result.metrics.ratio_to_hello_world} of hello world`);

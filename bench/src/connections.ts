@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
-import { dirname } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connectNats, createSubjects, int, jetstreamManagerFor, loadConfig, newPublicId, str, url } from '@mps/shared';
 import { newClientStatus, type ClientConfig, type ClientStatus } from './loadgen/messages.js';
 import {
@@ -24,6 +24,7 @@ import { createBenchDatabase, seedDevices } from './support/database.js';
 import { DEFAULT_PGBOUNCER, pgBouncerAvailable, startPgBouncer } from './support/pgbouncer.js';
 import { machineMemory, pidListeningOn } from './support/procfs.js';
 import { kill, ROOT, startGateways, startLoadClients, type Child, type LoadClient, type RunFrom } from './support/processes.js';
+import { resultsDir } from './support/results.js';
 import { sum, takeSample, type SampleSources } from './support/sampler.js';
 import { CleanupStack, formatBytes, formatCount, sleep } from './support/util.js';
 
@@ -55,7 +56,7 @@ export const connectionsSpec = {
   BENCH_RUN_FROM: str({ choices: ['source', 'dist'], default: 'source', desc: 'source (tsx) or dist (tsc -b output, as deployed)' }),
   BENCH_PGBOUNCER: str({ default: 'auto', desc: 'auto (when the gateways could exhaust max_connections), always, never, or its path' }),
   BENCH_PG_SERVER_CONNECTIONS: int({ min: 1, default: 16, desc: 'PostgreSQL connections PgBouncer may open' }),
-  BENCH_OUTPUT: str({ default: '', desc: 'the result file (default bench/results/connections.json)' }),
+  BENCH_OUTPUT: str({ default: '', desc: 'the result file (default connections.json in BENCH_RESULTS_DIR or bench/results)' }),
   DATABASE_URL: url({ default: 'postgres://postgres@127.0.0.1:5432/mps', desc: 'the PostgreSQL server (the bench creates its own database there)' }),
   NATS_URL: url({ default: 'nats://127.0.0.1:4222', desc: 'the NATS server' }),
 };
@@ -97,7 +98,7 @@ export function paramsFromEnv(env: NodeJS.ProcessEnv = process.env): Connections
     runFrom: c.BENCH_RUN_FROM as RunFrom,
     pgBouncer: c.BENCH_PGBOUNCER,
     pgServerConnections: c.BENCH_PG_SERVER_CONNECTIONS,
-    output: c.BENCH_OUTPUT || `${ROOT}bench/results/connections.json`,
+    output: c.BENCH_OUTPUT || join(resultsDir(env), 'connections.json'),
     databaseUrl: c.DATABASE_URL,
     natsUrl: c.NATS_URL,
   });
