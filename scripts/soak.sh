@@ -8,5 +8,5 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_all
 ensure_clickhouse
-say "reliability suite at ${RELIABILITY_SCALE:-full} size"
+say "reliability suite (docs/reliability.md; RELIABILITY_SCALE, full by default)"
 npm run --silent bench -- reliability

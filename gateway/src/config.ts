@@ -13,6 +13,11 @@ export const gatewaySpec = {
   GATEWAY_MAX_BUFFERED_BYTES: int({ min: 65536, default: 1024 * 1024, desc: 'unsent bytes queued for one socket before it is closed' }),
   GATEWAY_MAX_FRAMES_PER_S: int({ min: 1, default: 20, desc: 'frames per second a device may send (bursts of twice that)' }),
   GATEWAY_MAX_CONNECTIONS_PER_IP: int({ min: 1, default: 10_000, desc: 'connections one IP address may hold on this process' }),
+  GATEWAY_TOKEN_GRACE_MS: int({
+    min: 0,
+    default: 30_000,
+    desc: 'a connection authenticated with a connect token is closed (4007 token_expired) this long after the token expires',
+  }),
   GATEWAY_DRAIN_WINDOW_MS: int({ min: 0, default: 10_000, desc: 'on SIGTERM, devices are told to reconnect at random times within this window' }),
 };
 

@@ -305,6 +305,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const session = ws.getUserData();
       session.state = 'closed';
       clearTimeout(session.authTimer);
+      clearTimeout(session.tokenTimer);
       const left = (perIp.get(session.ip) ?? 1) - 1;
       if (left === 0) perIp.delete(session.ip);
       else perIp.set(session.ip, left);

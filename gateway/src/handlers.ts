@@ -39,6 +39,14 @@ export interface HandlerContext {
 
 type TokenCheck = VerifiedToken | 'expired' | 'invalid';
 
+/** The `exp` claim (seconds) of a token whose signature was already verified. */
+function tokenExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (payload === undefined) return undefined;
+  const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown }).exp;
+  return typeof exp === 'number' && Number.isFinite(exp) ? exp : undefined;
+}
+
 /** The longest user id, as the push API accepts it. */
 const MAX_USER_ID = 128;
 
@@ -55,6 +63,23 @@ export function createFrameHandler(ctx: HandlerContext) {
       if (error instanceof TokenError) return error.reason;
       throw error;
     }
+  }
+
+  /**
+   * A connect token vouches for the device until it expires, not for as long as the socket lasts:
+   * the connection is closed with token_expired once the token's exp and the grace have passed, and
+   * the device reconnects with a new token (the SDK does so when it has a token source).
+   */
+  function closeWhenExpired(ws: Socket, token: string): void {
+    const exp = tokenExpiry(token);
+    if (exp === undefined) return;
+    const session = ws.getUserData();
+    // setTimeout holds at most 2^31-1 ms (24.8 days); a longer token is checked again then.
+    const delay = Math.min(exp * 1000 + ctx.config.GATEWAY_TOKEN_GRACE_MS - Date.now(), 2 ** 31 - 1);
+    session.tokenTimer = setTimeout(() => {
+      if (exp * 1000 + ctx.config.GATEWAY_TOKEN_GRACE_MS <= Date.now()) node.close(ws, CloseCode.TOKEN_EXPIRED, 'connect token expired mid-session');
+      else closeWhenExpired(ws, token);
+    }, Math.max(0, delay));
   }
 
   function setInterest(ws: Socket, device: Device): void {
@@ -84,6 +109,7 @@ export function createFrameHandler(ctx: HandlerContext) {
     if ('failure' in result) return node.close(ws, CloseCode.AUTH_FAILED, result.failure);
 
     const { device } = result;
+    if (frame.t === FrameType.AUTH && frame.token !== undefined) closeWhenExpired(ws, frame.token);
     session.device = device;
     session.state = 'ready';
     session.authenticatedAt = Date.now();

@@ -9,6 +9,8 @@ export interface Session {
   authenticatedAt: number;
   state: 'new' | 'authenticating' | 'ready' | 'closed';
   authTimer: NodeJS.Timeout | undefined;
+  /** Closes a connection authenticated with a connect token once the token (and its grace) has run out. */
+  tokenTimer?: NodeJS.Timeout;
   device: Device | undefined;
   /** The subjects this socket added interest in, to remove on close. */
   subjects: string[];
