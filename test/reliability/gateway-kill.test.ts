@@ -24,7 +24,7 @@ afterAll(async () => {
 });
 
 it('loses nothing and shows nothing twice while gateways are SIGKILLed', async () => {
-  fleet = await startFleet({ gateways: 2, sharedPort: true, env: { RATE_LIMIT_PER_S: '100000' }, gatewayEnv: { GATEWAY_MAX_FRAMES_PER_S: '1000' } });
+  fleet = await startFleet({ gateways: 2, sharedPort: true, env: { RATE_LIMIT_PER_S: '100000' } });
   const f = fleet;
   onTestFailed(() => console.error(f.output().slice(-20_000)));
   const api = f.api();

@@ -93,6 +93,12 @@ export interface DeviceClientEvents extends Record<string, unknown> {
 }
 
 const ACK_BATCH = 256;
+/**
+ * Acks wait this long to share a frame: a device catching up on a thousand pending messages sends
+ * a few ACK frames, not one per message, and stays far inside the gateway's frame rate (20 a
+ * second by default, docs/protocol.md section 14), which would otherwise close it (4008).
+ */
+const ACK_DELAY_MS = 100;
 /** A connection that stayed up this long resets the reconnect backoff. */
 const STABLE_MS = 5000;
 const OPEN = 1;
@@ -105,6 +111,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
   private lastReceived = 0;
   private pendingAcks: string[] = [];
+  private ackTimer: ReturnType<typeof setTimeout> | undefined;
   private handling: Promise<void> = Promise.resolve();
   private readyAt = 0;
   private readonly seen: RecentIds;
@@ -208,6 +215,8 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
   }
 
   close(): void {
+    // What was shown is acked before leaving, rather than sent again on the next connection.
+    this.flushAcks();
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
     this.stopHeartbeat();
@@ -322,6 +331,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     const socket = this.socket;
     setTimeout(() => {
       if (this.socket !== socket || !socket) return;
+      this.flushAcks();
       this.socket = undefined;
       this.stopHeartbeat();
       socket.onclose = null;
@@ -367,10 +377,13 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
 
   private ack(id: string): void {
     this.pendingAcks.push(id);
-    if (this.pendingAcks.length === 1) queueMicrotask(() => this.flushAcks());
+    if (this.pendingAcks.length >= ACK_BATCH) return this.flushAcks();
+    this.ackTimer ??= setTimeout(() => this.flushAcks(), ACK_DELAY_MS);
   }
 
   private flushAcks(): void {
+    clearTimeout(this.ackTimer);
+    this.ackTimer = undefined;
     while (this.pendingAcks.length > 0) {
       const ids = this.pendingAcks.splice(0, ACK_BATCH);
       // Unsent acks are not lost: the gateway resends the messages on the next connection.

@@ -49,6 +49,8 @@ export interface FleetOptions {
   env?: Record<string, string>;
   gatewayEnv?: Record<string, string>;
   analyticsEnv?: Record<string, string>;
+  /** A vendor sender process too, with this environment (its endpoints). */
+  senderEnv?: Record<string, string>;
 }
 
 export interface Fleet {
@@ -127,6 +129,7 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       await add(`gateway-${i + 1}`, 'gateway', gatewayEnv, shared !== undefined ? Number(gatewayEnv.GATEWAY_ADMIN_PORT) : port);
     }
     if (options.analytics) await add('analytics', 'analytics', { ...env, ...options.analyticsEnv });
+    if (options.senderEnv) await add('sender', 'sender', { ...env, ...options.senderEnv });
   } catch (error) {
     console.error(processes.map((p) => p.service?.output()).join('\n'));
     await stop();
