@@ -12,7 +12,8 @@ import { MasterKey } from '@mps/shared';
 import { KeyStore, type CreatedApp } from '@mps/control-plane';
 import { DeviceClient, MemoryCredentialStore, PushClient, type MessageFrame } from '@mps/sdk';
 import { jetstreamManager } from '@nats-io/jetstream';
-import { connectNats, createSubjects } from '@mps/shared';
+import pg from 'pg';
+import { connectNats, createDb, createSubjects, migrate } from '@mps/shared';
 import {
   createTestDatabase,
   eventually,
@@ -165,6 +166,31 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       processes.filter((p) => !p.expectedExit && (p.service.child.exitCode !== null || p.service.child.signalCode !== null)).length,
     output: () => pastOutput + processes.map((p) => `--- ${p.name} ---\n${p.service.output()}`).join('\n'),
     stop,
+  };
+}
+
+/** A fresh, migrated database on any PostgreSQL (test/support's createTestDatabase uses the machine's). */
+export async function createDatabaseOn(adminUrl: string): Promise<TestDatabase> {
+  const name = `mps_rel_${randomBytes(5).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = `/${name}`;
+  const url = u.toString();
+  const db = createDb(url);
+  await migrate(db);
+  return {
+    url,
+    db,
+    drop: async () => {
+      await db.end().catch(() => undefined);
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
   };
 }
 
