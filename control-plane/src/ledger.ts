@@ -3,7 +3,7 @@
  * batches. Events are acked only after Postgres has the batch, so a crash replays, never loses.
  */
 import { AckPolicy, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { decodeEvent, EventDecodeError, isUuid, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
+import { consumeInBatches, decodeEvent, EventDecodeError, isUuid, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 
 const BATCH = 500;
 
@@ -28,59 +28,47 @@ export async function startLedger(deps: {
     max_ack_pending: 20 * BATCH,
   });
   const consumer = await deps.js.consumers.get(subjects.eventStream, durable);
-  let running = true;
-
-  const loop = (async () => {
-    while (running) {
-      try {
-        const batch = await consumer.fetch({ max_messages: BATCH, expires: 1000 });
-        const messages = [];
-        for await (const m of batch) messages.push(m);
-        if (messages.length === 0) continue;
-        const rows = [];
-        for (const m of messages) {
-          try {
-            const event = decodeEvent(m.data);
-            if (isUuid(event.device) && isUuid(event.message)) rows.push(event);
-          } catch (error) {
-            if (!(error instanceof EventDecodeError)) throw error;
-            log.warn({ err: error, seq: m.seq }, 'malformed delivered event skipped');
-          }
+  const consuming = await consumeInBatches(
+    consumer,
+    BATCH,
+    async (messages) => {
+      const rows = [];
+      for (const m of messages) {
+        try {
+          const event = decodeEvent(m.data);
+          if (isUuid(event.device) && isUuid(event.message)) rows.push(event);
+        } catch (error) {
+          if (!(error instanceof EventDecodeError)) throw error;
+          log.warn({ err: error, seq: m.seq }, 'malformed delivered event skipped');
         }
-        if (rows.length > 0) {
-          const devicesOf = rows.map((r) => r.device);
-          const messagesOf = rows.map((r) => r.message);
-          // A broadcast has no inbox row: its ack moves the device's broadcast cursor forward.
-          await db.query(
-            `UPDATE devices d SET broadcast_cursor = v.message_id
-             FROM (SELECT a.device_id, max(a.message_id::text)::uuid AS message_id
-                   FROM unnest($1::uuid[], $2::uuid[]) AS a(device_id, message_id)
-                   JOIN messages m ON m.id = a.message_id AND m.mode = 'broadcast'
-                   GROUP BY a.device_id) v
-             WHERE d.id = v.device_id AND (d.broadcast_cursor IS NULL OR d.broadcast_cursor < v.message_id)`,
-            [devicesOf, messagesOf],
-          );
-          await db.query(
-            `UPDATE inbox i SET status = 'delivered', channel = v.channel, delivered_at = v.at
-             FROM (SELECT unnest($1::uuid[]) AS device_id, unnest($2::uuid[]) AS message_id,
-                          unnest($3::text[]) AS channel, unnest($4::timestamptz[]) AS at) v
-             WHERE i.device_id = v.device_id AND i.message_id = v.message_id AND i.status = 'pending'`,
-            [devicesOf, messagesOf, rows.map((r) => r.channel), rows.map((r) => new Date(r.at))],
-          );
-        }
-        for (const m of messages) m.ack();
-      } catch (error) {
-        if (!running) break;
-        log.error({ err: error }, 'ledger batch failed; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
       }
-    }
-  })();
+      if (rows.length > 0) {
+        const devicesOf = rows.map((r) => r.device);
+        const messagesOf = rows.map((r) => r.message);
+        // A broadcast has no inbox row: its ack moves the device's broadcast cursor forward.
+        await db.query(
+          `UPDATE devices d SET broadcast_cursor = v.message_id
+           FROM (SELECT a.device_id, max(a.message_id::text)::uuid AS message_id
+                 FROM unnest($1::uuid[], $2::uuid[]) AS a(device_id, message_id)
+                 JOIN messages m ON m.id = a.message_id AND m.mode = 'broadcast'
+                 GROUP BY a.device_id) v
+           WHERE d.id = v.device_id AND (d.broadcast_cursor IS NULL OR d.broadcast_cursor < v.message_id)`,
+          [devicesOf, messagesOf],
+        );
+        await db.query(
+          `UPDATE inbox i SET status = 'delivered', channel = v.channel, delivered_at = v.at
+           FROM (SELECT unnest($1::uuid[]) AS device_id, unnest($2::uuid[]) AS message_id,
+                        unnest($3::text[]) AS channel, unnest($4::timestamptz[]) AS at) v
+           WHERE i.device_id = v.device_id AND i.message_id = v.message_id AND i.status = 'pending'`,
+          [devicesOf, messagesOf, rows.map((r) => r.channel), rows.map((r) => new Date(r.at))],
+        );
+      }
+      for (const m of messages) m.ack();
+    },
+    log,
+  );
 
   return {
-    stop: async () => {
-      running = false;
-      await loop;
-    },
+    stop: () => consuming.stop(),
   };
 }

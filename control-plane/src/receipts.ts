@@ -7,6 +7,7 @@
  */
 import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import {
+  consumeInBatches,
   decodeEvent,
   EventDecodeError,
   receiptSignature,
@@ -163,39 +164,31 @@ export async function startReceipts(deps: {
     }
   }
 
-  let running = true;
-  const loop = (async () => {
-    while (running) {
-      try {
-        const batch = await consumer.fetch({ max_messages: BATCH, expires: 1000 });
-        const byApp = new Map<string, { m: JsMsg; event: TrackingEvent }[]>();
-        for await (const m of batch) {
-          try {
-            const event = decodeEvent(m.data);
-            const list = byApp.get(event.app) ?? [];
-            list.push({ m, event });
-            byApp.set(event.app, list);
-          } catch (error) {
-            if (!(error instanceof EventDecodeError)) throw error;
-            m.term();
-          }
+  const consuming = await consumeInBatches(
+    consumer,
+    BATCH,
+    async (messages) => {
+      const byApp = new Map<string, { m: JsMsg; event: TrackingEvent }[]>();
+      for (const m of messages) {
+        try {
+          const event = decodeEvent(m.data);
+          const list = byApp.get(event.app) ?? [];
+          list.push({ m, event });
+          byApp.set(event.app, list);
+        } catch (error) {
+          if (!(error instanceof EventDecodeError)) throw error;
+          m.term();
         }
-        await Promise.all([...byApp].map(([app, items]) => deliver(app, items)));
-      } catch (error) {
-        if (!running) break;
-        log.error({ err: error }, 'receipt batch failed; retrying');
-        await new Promise((r) => setTimeout(r, 1000));
       }
-    }
-  })();
+      await Promise.all([...byApp].map(([app, items]) => deliver(app, items)));
+    },
+    log,
+  );
 
   return {
     get dropped() {
       return dropped;
     },
-    stop: async () => {
-      running = false;
-      await loop;
-    },
+    stop: () => consuming.stop(),
   };
 }

@@ -12,6 +12,7 @@ import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
   conditionSql,
+  consumeInBatches,
   CONTROL_HEADER,
   decodeVendorJob,
   encodeVendorJob,
@@ -127,7 +128,6 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
   const consumer = await deps.js.consumers.get(subjects.vendorStream, durable);
   /** Until when a vendor of an app asked us to wait (Retry-After, rate limits). */
   const pausedUntil = new Map<string, number>();
-  let running = true;
 
   async function loadMessages(ids: string[]): Promise<Map<string, StoredMessage>> {
     const r = await db.query<{
@@ -443,32 +443,14 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     const progress = setInterval(() => batch.forEach((m) => m.working()), Math.max(100, ackWaitMs / 3));
     try {
       await handle(batch);
-    } catch (error) {
-      log.error({ err: error }, 'vendor batch failed; its jobs will be redelivered');
     } finally {
       clearInterval(progress);
     }
   }
 
-  // Jobs are handled as they come: one at a time when traffic is light, in batches of what
-  // arrived meanwhile (up to `batch`) when it is heavy.
-  const jobs = await consumer.consume({ max_messages: 2 * deps.batch });
-  const loop = (async () => {
-    let pending: JsMsg[] = [];
-    for await (const m of jobs) {
-      pending.push(m);
-      if (pending.length < deps.batch && jobs.getPending() > 0) continue;
-      await work(pending);
-      pending = [];
-      if (!running) break;
-    }
-  })();
+  const consuming = await consumeInBatches(consumer, deps.batch, work, log);
 
   return {
-    stop: async () => {
-      running = false;
-      jobs.stop();
-      await loop;
-    },
+    stop: () => consuming.stop(),
   };
 }
