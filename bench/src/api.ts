@@ -13,6 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createSubjects, hmacSignature, MasterKey, newId, newPublicId, newSecret, SignatureHeader } from '@mps/shared';
 import { createBenchDatabase } from './support/database.js';
+import { cpuByCommand, cpuSeconds, machineCpu } from './support/procfs.js';
 import { ROOT } from './support/processes.js';
 import { writeResult } from './support/results.js';
 import { sleep } from './support/util.js';
@@ -47,6 +48,33 @@ function start(args: string[], env: Record<string, string>): { child: ChildProce
   child.stdout?.on('data', keep);
   child.stderr?.on('data', keep);
   return { child, output: () => output };
+}
+
+interface CpuSnapshot {
+  parts: Record<string, number>;
+  machine: { busy: number; total: number };
+}
+
+/** CPU seconds so far of the parts of a push: control plane, PostgreSQL, NATS, and this process (the load generator). */
+async function cpuNow(controlPlanePid: number): Promise<CpuSnapshot> {
+  const byCommand = await cpuByCommand(['postgres', 'nats-server']);
+  return {
+    parts: {
+      control_plane: await cpuSeconds(controlPlanePid),
+      postgres: byCommand.get('postgres') ?? 0,
+      nats_server: byCommand.get('nats-server') ?? 0,
+      load_generator: await cpuSeconds(process.pid),
+    },
+    machine: await machineCpu(),
+  };
+}
+
+function cpuPerPush(before: CpuSnapshot, after: CpuSnapshot, pushes: number): Record<string, number> {
+  const perPush: Record<string, number> = {};
+  for (const [part, seconds] of Object.entries(after.parts)) {
+    perPush[part] = Number((((seconds - (before.parts[part] ?? 0)) * 1000) / Math.max(1, pushes)).toFixed(3));
+  }
+  return perPush;
 }
 
 function load(options: autocannon.Options): Promise<autocannon.Result> {
@@ -103,6 +131,7 @@ export async function main(): Promise<void> {
     await waitFor(`http://127.0.0.1:${helloPort}/`, hello.child, hello.output);
 
     // Every request is signed anew (its own nonce and timestamp), as a business server would.
+    const cpuBefore = await cpuNow(controlPlane.child.pid as number);
     let n = 0;
     const path = '/v1/push/simple';
     const signed = await load({
@@ -133,6 +162,7 @@ export async function main(): Promise<void> {
         },
       ],
     });
+    const cpuAfter = await cpuNow(controlPlane.child.pid as number);
     const helloResult = await load({ url: `http://127.0.0.1:${helloPort}/`, connections: CONNECTIONS, duration: SECONDS });
 
     const accepted = signed['2xx'];
@@ -157,6 +187,10 @@ export async function main(): Promise<void> {
         p50_ms: signed.latency.p50,
         hello_world_per_second: Math.round(helloPerSecond),
         hello_world_p99_ms: helloResult.latency.p99,
+        // CPU time per accepted push, by part: where the 2 cores went (other work on the machine
+        // shows as the gap between machine_busy and the parts).
+        cpu_ms_per_push: cpuPerPush(cpuBefore, cpuAfter, accepted),
+        machine_busy: Number(((cpuAfter.machine.busy - cpuBefore.machine.busy) / (cpuAfter.machine.total - cpuBefore.machine.total)).toFixed(3)),
       },
       notes:
         'One control-plane process (tsx from the sources) on a 2-core machine shared with PostgreSQL, NATS and the load generator (autocannon, signing every request). Each push: signature check, nonce claim in NATS KV, one transaction (message + inbox row), one NATS publish.',
@@ -164,6 +198,7 @@ export async function main(): Promise<void> {
     await writeResult('api', result);
     console.log(`hello world: ${Math.round(helloPerSecond)} requests/s (p99 ${helloResult.latency.p99} ms)`);
     console.log(`stored ${result.detail.stored_messages} of ${accepted} accepted pushes; non-2xx ${signed.non2xx}`);
+    console.log(`cpu ms per push: ${JSON.stringify(result.detail.cpu_ms_per_push)}; machine busy ${result.detail.machine_busy}`);
     console.log(`signed pushes: ${result.metrics.signed_pushes_per_second}/s, p99 ${result.metrics.p99_ms} ms, ${result.metrics.ratio_to_hello_world} of hello world`);
   } finally {
     for (const child of children) child.kill('SIGTERM');

@@ -141,6 +141,42 @@ describe('control plane API', () => {
       expect(rows.rows[0]).toEqual({ n: 1 });
     });
 
+    it('answers pushes that arrive together (and are stored as one group) each as if it came alone', async () => {
+      const devices = await Promise.all(Array.from({ length: 12 }, () => insertDevice(database.db, a.app)));
+      const carol = [await insertDevice(database.db, a.app, 'carol'), await insertDevice(database.db, a.app, 'carol')];
+      const unknown = ['0193e6f1-0000-7000-8000-00000000000a', '0193e6f1-0000-7000-8000-00000000000b'];
+      const theirs = await insertDevice(database.db, b.app);
+      const send = (c: CreatedApp, body: object) => signedInject(app, 'POST', '/v1/push/simple', body, as(c));
+      const [plain, unknowns, sameId, user, other] = await Promise.all([
+        Promise.all(devices.map((device, i) => send(a, { target: { device }, title: `n${i}` }))),
+        Promise.all(unknown.map((device) => send(a, { target: { device }, title: 'lost' }))),
+        Promise.all(Array.from({ length: 4 }, () => send(a, { target: { device: devices[0] }, title: 'once', businessId: 'group-9' }))),
+        send(a, { target: { user: 'carol' }, title: 'to carol' }),
+        send(a, { target: { device: theirs }, title: 'not mine' }),
+      ]);
+      expect(plain.map((r) => [r.status, r.body?.targeted, r.body?.duplicate])).toEqual(devices.map(() => [202, 1, false]));
+      expect(unknowns.map((r) => [r.status, (r.body?.error as { code: string }).code])).toEqual(unknown.map(() => [404, 'DEVICE_NOT_FOUND']));
+      expect(other).toMatchObject({ status: 404, body: { error: { code: 'DEVICE_NOT_FOUND' } } });
+      expect(user).toMatchObject({ status: 202, body: { targeted: 2, duplicate: false } });
+      // One of the four stores the message; the others get it back as a duplicate.
+      expect(sameId.map((r) => r.status).sort()).toEqual([200, 200, 200, 202]);
+      expect(new Set(sameId.map((r) => r.body?.messageId)).size).toBe(1);
+
+      const stored = await database.db.query<{ device_id: string; title: string }>(
+        `SELECT i.device_id, m.content->>'title' AS title FROM inbox i JOIN messages m ON m.id = i.message_id
+          WHERE i.device_id = ANY($1::uuid[]) ORDER BY i.seq`,
+        [[...devices, ...carol, theirs]],
+      );
+      expect(stored.rows.filter((r) => r.title.startsWith('n')).map((r) => r.device_id).sort()).toEqual([...devices].sort());
+      expect(stored.rows.filter((r) => r.title === 'once')).toHaveLength(1);
+      expect(stored.rows.filter((r) => r.title === 'to carol').map((r) => r.device_id).sort()).toEqual([...carol].sort());
+      expect(stored.rows.filter((r) => r.device_id === theirs)).toEqual([]);
+      const lost = await database.db.query(`SELECT 1 FROM messages WHERE content->>'title' IN ('lost', 'not mine')`);
+      expect(lost.rowCount).toBe(0);
+      const userInbox = await database.db.query('SELECT 1 FROM user_inbox WHERE app_id = $1 AND user_id = $2', [a.app, 'carol']);
+      expect(userInbox.rowCount).toBe(1);
+    });
+
     it('keeps apps apart: a key of one app cannot push to or read the other app', async () => {
       const device = await insertDevice(database.db, a.app);
       const push = await signedInject(app, 'POST', '/v1/push/simple', { target: { device }, title: 'x' }, as(b));

@@ -108,7 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
 
   const templates = new TemplateStore(deps.db);
   await ensureVendorStream(await jetstreamManagerFor(deps.nc), deps.subjects);
-  const vendorJobs = new VendorJobs(deps.db, deps.js, deps.subjects);
+  const vendorJobs = new VendorJobs(deps.js, deps.subjects);
   const pushes = createPushService({ ...deps, templates, vendorJobs });
   const broadcasts = createBroadcastService({ ...deps, vendorJobs });
   const scheduler = createScheduler({ db: deps.db, log: deps.log, intervalMs: deps.schedulerIntervalMs ?? 1000 });

@@ -12,7 +12,6 @@ export class VendorJobs {
   private readonly configured = new Map<string, { has: boolean; at: number }>();
 
   constructor(
-    private readonly db: Db,
     private readonly js: JetStreamClient,
     private readonly subjects: Subjects,
   ) {}
@@ -23,7 +22,7 @@ export class VendorJobs {
    * first is held could wait forever once every connection is held the same way.
    */
   async enqueue(client: DbClient, policy: ChannelPolicy, job: VendorJob): Promise<void> {
-    if (policy === 'socket' || !(await this.hasChannels(client, job.app))) return;
+    if (!(await this.wanted(client, policy, job.app))) return;
     // A job published twice (a retried transaction) within the dedup window is kept once.
     await this.js.publish(this.subjects.vendorJob(job.app), encodeVendorJob(job), { msgID: vendorJobId(job) });
   }
@@ -33,10 +32,12 @@ export class VendorJobs {
     this.configured.delete(app);
   }
 
-  private async hasChannels(client: DbClient, app: string): Promise<boolean> {
+  /** Whether a push of the app with this policy gets a job: not socket-only, and the app has a channel. */
+  async wanted(db: Db | DbClient, policy: ChannelPolicy, app: string): Promise<boolean> {
+    if (policy === 'socket') return false;
     const cached = this.configured.get(app);
     if (cached && Date.now() - cached.at < CACHE_MS) return cached.has;
-    const r = await client.query('SELECT 1 FROM app_channels WHERE app_id = $1 LIMIT 1', [app]);
+    const r = await db.query('SELECT 1 FROM app_channels WHERE app_id = $1 LIMIT 1', [app]);
     this.configured.set(app, { has: r.rowCount === 1, at: Date.now() });
     return r.rowCount === 1;
   }

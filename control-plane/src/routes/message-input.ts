@@ -11,6 +11,7 @@ import {
   oneOf,
   PushType,
   VendorOptions,
+  type Db,
   type DbClient,
   type MessageContent,
   type StoredMessage,
@@ -120,12 +121,18 @@ export async function insertMessage(
     ],
   );
   if (inserted.rowCount === 1) return undefined;
-  const first = await client.query<{ id: string; targeted: number }>(
+  const first = businessId === undefined ? undefined : await findDuplicate(client, app, businessId);
+  if (!first) throw new ApiError('INTERNAL', 'business id conflict without a message');
+  return first;
+}
+
+/** The message an app already stored under this business id, if any. */
+export async function findDuplicate(db: Db | DbClient, app: string, businessId: string): Promise<Accepted | undefined> {
+  const first = await db.query<{ id: string; targeted: number }>(
     `SELECT m.id, coalesce(m.targeted, (SELECT count(*)::int FROM inbox i WHERE i.message_id = m.id)) AS targeted
      FROM messages m WHERE m.app_id = $1 AND m.business_id = $2`,
     [app, businessId],
   );
   const row = first.rows[0];
-  if (!row) throw new ApiError('INTERNAL', 'business id conflict without a message');
-  return { messageId: row.id, targeted: row.targeted, duplicate: true };
+  return row && { messageId: row.id, targeted: row.targeted, duplicate: true };
 }

@@ -8,9 +8,10 @@ import { inTransaction, namedRecord, newId, type Db, type DbClient, type NatsCon
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
+import { groupCommit } from '../group-commit.js';
 import { render, type TemplateStore } from '../templates.js';
 import type { VendorJobs } from '../vendor-jobs.js';
-import { Accepted, ContentFields, DeliveryFields, insertMessage, prepareMessage, type ContentInput, type Delivery, type Ttl } from './message-input.js';
+import { Accepted, ContentFields, DeliveryFields, findDuplicate, insertMessage, prepareMessage, type ContentInput, type Delivery, type Ttl } from './message-input.js';
 
 export const MAX_TARGETS = 1000;
 
@@ -102,6 +103,82 @@ async function enqueue(client: DbClient, app: string, target: Target, message: S
   return r.rowCount ?? 0;
 }
 
+/** A single-target push that needs no vendor job: it may be stored together with others. */
+interface GroupedPush {
+  app: string;
+  mode: 'simple' | 'template';
+  message: StoredMessage;
+  target: Target;
+  businessId: string | undefined;
+  delivery: Delivery;
+}
+
+/**
+ * Stores a group of single-target pushes in one statement: the messages, the user inboxes and the
+ * inbox rows, as enqueue does for one (a device target must be a device of the app). A business id
+ * already used answers with the first message; a business id twice in one group stores the first.
+ */
+async function storeGroup(db: Db, pushes: GroupedPush[]): Promise<(Accepted | Error)[]> {
+  const column = <T>(value: (p: GroupedPush) => T) => pushes.map(value);
+  const r = await db.query<{ id: string; admitted: boolean; stored: boolean; targeted: number }>(
+    `WITH input AS (
+       SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[],
+                            $9::text[], $10::text[], $11::uuid[], $12::text[])
+         WITH ORDINALITY AS i(id, app_id, mode, push_type, target, content, business_id, expires_at, channel_policy, vendor_options, device_id, user_id, n)
+     ),
+     admitted AS (
+       SELECT * FROM input i
+        WHERE i.user_id IS NOT NULL OR EXISTS (SELECT 1 FROM devices d WHERE d.id = i.device_id AND d.app_id = i.app_id)
+     ),
+     stored AS (
+       INSERT INTO messages (id, app_id, mode, push_type, target, content, business_id, expires_at, channel_policy, vendor_options)
+       SELECT id, app_id, mode, push_type, target::jsonb, content::jsonb, business_id, expires_at, channel_policy, vendor_options::jsonb
+         FROM admitted ORDER BY n
+       ON CONFLICT (app_id, business_id) WHERE business_id IS NOT NULL DO NOTHING
+       RETURNING id
+     ),
+     users AS (
+       INSERT INTO user_inbox (app_id, user_id, message_id, expires_at)
+       SELECT a.app_id, a.user_id, a.id, a.expires_at FROM admitted a JOIN stored USING (id) WHERE a.user_id IS NOT NULL
+     ),
+     rows AS (
+       INSERT INTO inbox (device_id, message_id, expires_at)
+       SELECT device, id, expires_at FROM (
+         SELECT a.device_id AS device, a.id, a.expires_at, a.n FROM admitted a JOIN stored USING (id) WHERE a.device_id IS NOT NULL
+         UNION ALL
+         SELECT d.id, a.id, a.expires_at, a.n FROM admitted a JOIN stored USING (id) JOIN devices d ON d.app_id = a.app_id AND d.user_id = a.user_id
+       ) t ORDER BY n, device
+       RETURNING message_id
+     )
+     SELECT i.id, EXISTS (SELECT 1 FROM admitted a WHERE a.id = i.id) AS admitted, EXISTS (SELECT 1 FROM stored s WHERE s.id = i.id) AS stored,
+            (SELECT count(*)::int FROM rows r WHERE r.message_id = i.id) AS targeted
+       FROM input i ORDER BY i.n`,
+    [
+      column((p) => p.message.id),
+      column((p) => p.app),
+      column((p) => p.mode),
+      column((p) => p.message.pushType),
+      column((p) => JSON.stringify(p.target)),
+      column((p) => JSON.stringify(p.message.content)),
+      column((p) => p.businessId ?? null),
+      column((p) => p.message.expiresAt),
+      column((p) => p.delivery.channel ?? 'auto'),
+      column((p) => (p.delivery.vendor === undefined ? null : JSON.stringify(p.delivery.vendor))),
+      column((p) => p.target.device ?? null),
+      column((p) => p.target.user ?? null),
+    ],
+  );
+  return Promise.all(
+    pushes.map(async (push, i): Promise<Accepted | Error> => {
+      const row = r.rows[i];
+      if (row?.stored) return { messageId: push.message.id, targeted: row.targeted, duplicate: false };
+      const first = push.businessId === undefined ? undefined : await findDuplicate(db, push.app, push.businessId);
+      if (first) return first;
+      return new ApiError('DEVICE_NOT_FOUND', `no device ${push.target.device} in this app`);
+    }),
+  );
+}
+
 export type SimplePush = Static<typeof SimplePush>;
 export type TemplatePush = Static<typeof TemplatePush>;
 export type MultiplePush = Static<typeof MultiplePush>;
@@ -112,7 +189,6 @@ export function createPushService(deps: PushDeps) {
   const subjectOf = (appId: string, target: Target) =>
     target.device !== undefined ? deps.subjects.device(appId, target.device) : deps.subjects.user(appId, target.user as string);
 
-  /** Stores one message for one target and publishes it (after the commit: stored first, then sent). */
   /** The inbox rows (or vendor count) and the vendor job of one message: inside the transaction. */
   async function stage(client: DbClient, appId: string, target: Target, message: StoredMessage, delivery: Delivery): Promise<number> {
     const targeted = await enqueue(client, appId, target, message, delivery);
@@ -121,16 +197,25 @@ export function createPushService(deps: PushDeps) {
     return targeted;
   }
 
-  /** Stores one message for one target and publishes it (after the commit: stored first, then sent). */
+  const storeGrouped = groupCommit((pushes: GroupedPush[]) => storeGroup(deps.db, pushes), { maxItems: 128, concurrency: 4 });
+
+  /**
+   * Stores one message for one target and publishes it (after the commit: stored first, then sent).
+   * Without a vendor job to queue it is stored together with the pushes arriving meanwhile.
+   */
   async function pushOne(appId: string, mode: 'simple' | 'template', target: Target, input: ContentInput & Delivery, businessId?: string): Promise<Accepted> {
     checkTarget(target);
     const { message, frame } = prepareMessage(input, deps);
     const delivery = { channel: input.channel, vendor: input.vendor };
-    const accepted = await inTransaction(deps.db, async (client) => {
-      const first = await insertMessage(client, appId, mode, message, target, { businessId, delivery });
-      if (first) return first;
-      return { messageId: message.id, targeted: await stage(client, appId, target, message, delivery), duplicate: false };
-    });
+    const policy = delivery.channel ?? 'auto';
+    const accepted =
+      policy !== 'vendor' && !(await deps.vendorJobs.wanted(deps.db, policy, appId))
+        ? await storeGrouped({ app: appId, mode, message, target, businessId, delivery })
+        : await inTransaction(deps.db, async (client) => {
+            const first = await insertMessage(client, appId, mode, message, target, { businessId, delivery });
+            if (first) return first;
+            return { messageId: message.id, targeted: await stage(client, appId, target, message, delivery), duplicate: false };
+          });
     // If this publish is lost the device still gets the message from its inbox.
     if (!accepted.duplicate && delivery.channel !== 'vendor') deps.nc.publish(subjectOf(appId, target), frame);
     return accepted;
