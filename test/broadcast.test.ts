@@ -113,6 +113,44 @@ describe('broadcast', () => {
     expect(back.shown).toEqual([]);
   });
 
+  it('reaches only devices seen within the period: connected ones, and by their previous connection on catch-up', async () => {
+    const app = await stack.createApp('seen');
+    const api = stack.api(app);
+    const here = await stack.device(app);
+    const recentCredentials = new MemoryCredentialStore();
+    const recent = await stack.device(app, { credentials: recentCredentials });
+    recent.client.close();
+    const staleCredentials = new MemoryCredentialStore();
+    const stale = await stack.device(app, { credentials: staleCredentials });
+    stale.client.close();
+    await stack.database.db.query(`UPDATE devices SET last_seen_at = now() - interval '2 days' WHERE id = $1`, [stale.id]);
+
+    expect(await api.dryRun({ seenWithinS: 86_400 })).toEqual({ devices: 2 });
+    const pushed = await api.pushBroadcast({ title: 'seen lately', seenWithinS: 86_400 });
+    expect(pushed.targeted).toBe(2);
+    expect((await here.waitFor(1))[0]?.id).toBe(pushed.messageId);
+    const recentBack = await stack.device(app, { credentials: recentCredentials });
+    expect((await recentBack.waitFor(1))[0]?.id).toBe(pushed.messageId);
+    const staleBack = await stack.device(app, { credentials: staleCredentials });
+    await settle();
+    expect(staleBack.shown).toEqual([]);
+  });
+
+  it('spreads a throttled broadcast over its window: no device before its slot, every device in the end', async () => {
+    const app = await stack.createApp('spread');
+    const api = stack.api(app);
+    const devices = await Promise.all(Array.from({ length: 8 }, () => stack.device(app)));
+    const arrived = new Map<string, number>();
+    for (const d of devices) d.client.on('message', () => arrived.set(d.id, Date.now()));
+    const sentAt = Date.now();
+    const pushed = await api.pushBroadcast({ title: 'in turn', spreadS: 2 });
+    for (const d of devices) expect((await d.waitFor(1))[0]?.id).toBe(pushed.messageId);
+    // The gateway's slot of a device: its id's last 32 bits modulo the 100 ms steps of the window.
+    const slotMs = (id: string) => (Number.parseInt(id.slice(-8), 16) % 20) * 100;
+    for (const d of devices) expect(arrived.get(d.id)! - sentAt).toBeGreaterThanOrEqual(slotMs(d.id) - 20);
+    await expect(api.pushBroadcast({ title: 'x', spreadS: 120, ttl: 60 })).rejects.toMatchObject({ status: 400, code: 'SPREAD_TOO_LONG' });
+  });
+
   it('refuses a malformed condition with INVALID_CONDITION', async () => {
     const app = await stack.createApp('bad');
     await expect(stack.api(app).pushBroadcast({ title: 'x', condition: { attribute: 'tier' } })).rejects.toMatchObject({

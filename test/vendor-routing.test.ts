@@ -137,6 +137,19 @@ describe('broadcasts', () => {
     expect(fcmGot('fcm-bc-online')).toEqual([vendorOnly.messageId]);
     await new Promise((r) => setTimeout(r, 300));
     expect(online.shown.map((m) => m.id)).toEqual([accepted.messageId]);
+
+    // Spread over 4 s: the pages (500 devices each, by id) start at 0, 4 x 500/1101 and 4 x 1000/1101 s.
+    const spread = await api.pushBroadcast({ title: 'in turn', condition: { tag: 'vip' }, channel: 'vendor', spreadS: 4 });
+    await eventually(async () => ((await api.message(spread.messageId)).vendor.counts.sent === 1101 ? true : undefined), 60_000);
+    const starts = await stack.database.db.query<{ page: number; after_ms: number }>(
+      `SELECT (row_number() OVER (ORDER BY v.device_id) - 1) / 500 AS page,
+              extract(epoch FROM v.updated_at - m.created_at) * 1000 AS after_ms
+         FROM vendor_sends v JOIN messages m ON m.id = v.message_id WHERE v.message_id = $1`,
+      [spread.messageId],
+    );
+    const firstOf = (page: number) => Math.min(...starts.rows.filter((r) => Number(r.page) === page).map((r) => Number(r.after_ms)));
+    expect(firstOf(1)).toBeGreaterThanOrEqual((4000 * 500) / 1101 - 50);
+    expect(firstOf(2)).toBeGreaterThanOrEqual((4000 * 1000) / 1101 - 50);
   });
 });
 

@@ -1,9 +1,7 @@
 /** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
-  parseCondition,
-  type Audience,
-  type Condition,
+  storedSelection,
   type DeviceFact,
   type DeviceProfile,
   type Profile,
@@ -18,6 +16,7 @@ import {
   type Platform,
   type PushType,
   type RegisterFrame,
+  type Selection,
   type Vendor,
 } from '@mps/shared';
 
@@ -35,13 +34,13 @@ export interface Device extends DeviceProfile {
   tagsWritable: boolean;
   /** The newest broadcast this device has acked (null: none yet). */
   broadcastCursor: string | null;
+  /** When it was last seen before this connection (ms): for broadcasts to devices seen within a period. */
+  seenBefore: number;
 }
 
-export interface StoredBroadcast {
+export interface StoredBroadcast extends Selection {
   id: string;
   frame: Uint8Array;
-  audience: Audience;
-  condition: Condition | null;
 }
 
 export type AuthResult = { device: Device; secret?: string } | { failure: 'unknown_app' | 'bad_credentials' };
@@ -67,6 +66,7 @@ interface DeviceRow {
   user_attributes: Record<string, string> | null;
   device_tags_writable: boolean;
   broadcast_cursor: string | null;
+  seen_before: Date;
 }
 
 /** Conditions see the union of the device's and its user's tags; the user's attribute values win. */
@@ -98,18 +98,23 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
     attributes: {},
     tagsWritable: row.device_tags_writable,
     broadcastCursor: row.broadcast_cursor,
+    seenBefore: row.seen_before.getTime(),
   };
   setProfiles(device, { tags: row.tags, attributes: row.attributes }, { tags: row.user_tags ?? [], attributes: row.user_attributes ?? {} });
   return device;
 }
 
-/** Records the device's current facts; with a secret hash, only if it matches. */
+/**
+ * Records the device's current facts; with a secret hash, only if it matches. The subquery in
+ * RETURNING reads the statement's snapshot: last_seen_at as it was before this connection.
+ */
 const UPDATE_FACTS = `
   UPDATE devices d SET platform = $3, os_version = $4, app_version = $5, sdk_version = $6, locale = $7,
          timezone = $8, last_seen_at = now()
   FROM apps a
   WHERE d.id = $1 AND d.app_id = $2 AND a.id = d.app_id AND ($9::bytea IS NULL OR d.secret_hash = $9)
   RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor,
+    (SELECT p.last_seen_at FROM devices p WHERE p.id = d.id) AS seen_before,
     (SELECT up.tags FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_tags,
     (SELECT up.attributes FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_attributes`;
 
@@ -142,7 +147,7 @@ export class DeviceStore {
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $1)`,
       [id, frame.app, hashSecret(secret), ...factsOf(frame)],
     );
-    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, user_tags: null, user_attributes: null, broadcast_cursor: id, ...appRow }), secret };
+    return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, user_tags: null, user_attributes: null, broadcast_cursor: id, seen_before: new Date(), ...appRow }), secret };
   }
 
   /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
@@ -205,7 +210,7 @@ export class DeviceStore {
       push_type: PushType;
       content: MessageContent;
       expires_at: Date;
-      target: { audience?: Audience; condition?: unknown };
+      target: { audience?: unknown; condition?: unknown; seenAfter?: unknown };
     }>(
       `SELECT id, push_type, content, expires_at, target FROM messages
        WHERE app_id = $1 AND mode = 'broadcast' AND ($2::uuid IS NULL OR id > $2)
@@ -214,10 +219,9 @@ export class DeviceStore {
       [device.app, device.broadcastCursor, limit],
     );
     return result.rows.map((row) => ({
+      ...storedSelection(row.target),
       id: row.id,
       frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
-      audience: row.target.audience ?? 'all',
-      condition: row.target.condition == null ? null : parseCondition(row.target.condition),
     }));
   }
 

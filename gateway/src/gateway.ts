@@ -62,6 +62,9 @@ const BROADCAST_CATCH_UP = 1000;
 /** Message ids whose push type the node remembers for the events of their acks. */
 const PUSH_TYPES_REMEMBERED = 100_000;
 
+/** The step of a throttled broadcast's schedule. */
+const SPREAD_SLOT_MS = 100;
+
 /** The uWS topic of an app's unconditional broadcasts: uWS fans them out in C++. */
 export const broadcastTopic = (app: string): string => `b:${app}`;
 
@@ -136,6 +139,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return log.error({ err: error, subject }, 'malformed broadcast dropped');
     }
     pushTypes.rememberFrame(envelope.frame);
+    if (envelope.spreadMs !== undefined) return spread(envelope, [...sockets].filter((ws) => isFor(ws, envelope)));
     if (envelope.audience === 'all' && envelope.condition === null) {
       // Every ready socket of the app is subscribed to the topic: one C++ fan-out.
       app.publish(broadcastTopic(subject.slice(broadcastPrefix.length)), envelope.frame, true);
@@ -144,6 +148,26 @@ export function createGateway(deps: GatewayDeps): Gateway {
       return;
     }
     for (const ws of sockets) if (isFor(ws, envelope)) send(ws, envelope.frame);
+  }
+
+  /**
+   * Throttled fan-out: each device gets a slot of the window by its id (the same on every gateway),
+   * one timer per slot. A socket closed before its slot is skipped; its device catches up on reconnect.
+   */
+  function spread(envelope: BroadcastEnvelope, targets: Socket[]): void {
+    const slots = Math.max(1, Math.floor((envelope.spreadMs ?? 0) / SPREAD_SLOT_MS));
+    const bySlot = new Map<number, Socket[]>();
+    for (const ws of targets) {
+      const slot = Number.parseInt((ws.getUserData().device?.id ?? '').slice(-8), 16) % slots || 0;
+      const group = bySlot.get(slot);
+      if (group) group.push(ws);
+      else bySlot.set(slot, [ws]);
+    }
+    for (const [slot, group] of bySlot) {
+      setTimeout(() => {
+        for (const ws of group) if (ws.getUserData().state === 'ready') send(ws, envelope.frame);
+      }, slot * SPREAD_SLOT_MS).unref();
+    }
   }
 
   const broadcastPrefix = deps.subjects.broadcast('x').slice(0, -1);
@@ -199,7 +223,9 @@ export function createGateway(deps: GatewayDeps): Gateway {
     if (!device) return;
     for (const stored of await devices.broadcastsAfter(device, BROADCAST_CATCH_UP)) {
       pushTypes.rememberFrame(stored.frame);
-      if (isFor(ws, stored)) send(ws, stored.frame);
+      // Seen within the period: judged by the device's previous connection, not this one.
+      const seen = stored.seenAfter === undefined || device.seenBefore >= stored.seenAfter;
+      if (seen && isFor(ws, stored)) send(ws, stored.frame);
     }
   }
 

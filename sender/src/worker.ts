@@ -11,14 +11,14 @@
 import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
-  conditionSql,
   consumeInBatches,
   CONTROL_HEADER,
   decodeVendorJob,
   encodeVendorJob,
-  parseCondition,
   PRESENCE_QUERY,
   publishEvent,
+  selectionSql,
+  storedSelection,
   type ChannelPolicy,
   type Db,
   type EventKind,
@@ -70,8 +70,11 @@ interface StoredMessage extends OutgoingMessage {
   app: string;
   policy: ChannelPolicy;
   revoked: boolean;
-  /** A broadcast's selection (audience and condition), as stored. */
-  target: { audience?: string; condition?: unknown };
+  /** A broadcast's selection and spread, as stored. */
+  target: { audience?: unknown; condition?: unknown; seenAfter?: unknown; spreadMs?: unknown };
+  createdAt: Date;
+  /** Devices a broadcast selected when it was accepted. */
+  targeted: number | null;
 }
 
 interface Candidate {
@@ -140,9 +143,13 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
       channel_policy: ChannelPolicy;
       vendor_options: VendorOptions | null;
       target: StoredMessage['target'];
-    }>('SELECT id, app_id, push_type, content, expires_at, revoked_at, channel_policy, vendor_options, target FROM messages WHERE id = ANY($1::uuid[])', [
-      ids,
-    ]);
+      created_at: Date;
+      targeted: number | null;
+    }>(
+      `SELECT id, app_id, push_type, content, expires_at, revoked_at, channel_policy, vendor_options, target, created_at, targeted
+       FROM messages WHERE id = ANY($1::uuid[])`,
+      [ids],
+    );
     return new Map(
       r.rows.map((m) => [
         m.id,
@@ -156,6 +163,8 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
           policy: m.channel_policy,
           revoked: m.revoked_at !== null,
           target: m.target,
+          createdAt: m.created_at,
+          targeted: m.targeted,
         },
       ]),
     );
@@ -193,10 +202,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
    */
   async function loadBroadcastPage(n: number, message: StoredMessage, after: string | null): Promise<{ candidates: Candidate[]; last: string | null; full: boolean }> {
     const params: unknown[] = [message.app, message.id, after, BROADCAST_PAGE];
-    const where = ['d.app_id = $1', '($3::uuid IS NULL OR d.id > $3)'];
-    if (message.target.audience === 'bound') where.push('d.user_id IS NOT NULL');
-    if (message.target.audience === 'unbound') where.push('d.user_id IS NULL');
-    if (message.target.condition != null) where.push(conditionSql(parseCondition(message.target.condition), params));
+    const where = ['d.app_id = $1', '($3::uuid IS NULL OR d.id > $3)', ...selectionSql(storedSelection(message.target), params)];
     const r = await db.query<Candidate>(
       `WITH page AS (
          SELECT d.* FROM devices d LEFT JOIN user_profiles up ON up.app_id = d.app_id AND up.user_id = d.user_id
@@ -211,6 +217,16 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     );
     const devices = new Set(r.rows.map((c) => c.device));
     return { candidates: r.rows, last: r.rows.at(-1)?.device ?? null, full: devices.size === BROADCAST_PAGE };
+  }
+
+  /**
+   * When a broadcast's page may start: at once, or with a spread window, at the share of the window
+   * that the devices before it are of those the broadcast selected.
+   */
+  function pageDueAt(message: StoredMessage, page: number): number {
+    const spreadMs = typeof message.target.spreadMs === 'number' ? message.target.spreadMs : 0;
+    const share = Math.min(1, (page * BROADCAST_PAGE) / Math.max(1, message.targeted ?? 0));
+    return message.createdAt.getTime() + spreadMs * share;
   }
 
   /** Whether a gateway holds a ready socket of the device (no responders: it does not). */
@@ -392,11 +408,15 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     const messages = await loadMessages([...new Set(jobs.map((j) => j.job.message))]);
     const numbered = jobs.map(({ job }, n) => ({ n, job }));
     const pages = new Map<number, { last: string | null; full: boolean }>();
+    /** Broadcast pages not due yet (spread over a window): ms to wait. */
+    const early = new Map<number, number>();
     const candidates = await loadCandidates(numbered);
     await Promise.all(
       numbered.map(async ({ n, job }) => {
         const message = messages.get(job.message);
         if (!('broadcast' in job) || !message) return;
+        const wait = pageDueAt(message, job.broadcast.page ?? 0) - Date.now();
+        if (wait > 0) return early.set(n, wait);
         const page = await loadBroadcastPage(n, message, job.broadcast.after);
         pages.set(n, page);
         candidates.push(...page.candidates);
@@ -419,12 +439,17 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
         else msg.term();
         continue;
       }
+      const wait = early.get(n);
+      if (wait !== undefined) {
+        msg.nak(wait);
+        continue;
+      }
       const page = pages.get(n);
-      if (page?.full && page.last !== null) {
+      if (page?.full && page.last !== null && 'broadcast' in job) {
         // The next page goes on (even while this one waits for a retry), queued before this job is
         // acked: a crash in between replays this page, whose settled sends are skipped, and the
         // next page's job is deduplicated.
-        const next: VendorJob = { app: job.app, message: job.message, broadcast: { after: page.last } };
+        const next: VendorJob = { app: job.app, message: job.message, broadcast: { after: page.last, page: (job.broadcast.page ?? 0) + 1 } };
         await deps.js.publish(subjects.vendorJob(job.app), encodeVendorJob(next), { msgID: vendorJobId(next) });
       }
       const retries = sends.filter((s) => s.job === n && s.result?.status === 'retry' && s.attempts < deps.maxAttempts);

@@ -277,9 +277,13 @@ export type VendorOptions = Static<typeof VendorOptions>;
 /**
  * A push's work for the vendor senders: the message and whom it was for, expanded by the sender. A
  * broadcast job covers the matching devices after `after` (by id), one page at a time: the sender
- * queues the next page's job before acking its own.
+ * queues the next page's job (`page` counts from 0) before acking its own.
  */
-export type VendorJob = { app: string; message: string } & ({ device: string } | { user: string } | { broadcast: { after: string | null } });
+export type VendorJob = { app: string; message: string } & (
+  | { device: string }
+  | { user: string }
+  | { broadcast: { after: string | null; page?: number } }
+);
 
 /** The JetStream dedup id of a job: the same job published twice within the window is kept once. */
 export function vendorJobId(job: VendorJob): string {
@@ -303,8 +307,9 @@ export function decodeVendorJob(bytes: Uint8Array): VendorJob | undefined {
   const kinds = [typeof value.device === 'string', typeof value.user === 'string', typeof value.broadcast === 'object' && value.broadcast !== null];
   if (kinds.filter(Boolean).length !== 1) return undefined;
   if (kinds[2]) {
-    const after = (value.broadcast as { after?: unknown }).after;
+    const { after, page } = value.broadcast as { after?: unknown; page?: unknown };
     if (after !== null && typeof after !== 'string') return undefined;
+    if (page !== undefined && !(Number.isInteger(page) && (page as number) >= 0)) return undefined;
   }
   return value as unknown as VendorJob;
 }

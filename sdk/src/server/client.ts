@@ -133,9 +133,15 @@ export type Condition =
 export interface Selection {
   audience?: Audience;
   condition?: Condition | Record<string, unknown>;
+  /** Only devices seen within this many seconds before the push. */
+  seenWithinS?: number;
 }
 
-export type BroadcastPush = Omit<SimplePush, 'target'> & Selection;
+export type BroadcastPush = Omit<SimplePush, 'target'> &
+  Selection & {
+    /** Throttled fan-out: connected devices get it spread evenly over this many seconds. */
+    spreadS?: number;
+  };
 
 export interface Accepted {
   messageId: string;
