@@ -129,7 +129,14 @@ export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
       // On a shared port, another process may already answer: a gateway is up when its admin port does.
       await add(`gateway-${i + 1}`, 'gateway', gatewayEnv, shared !== undefined ? Number(gatewayEnv.GATEWAY_ADMIN_PORT) : port);
     }
-    if (options.analytics) await add('analytics', 'analytics', { ...env, ...options.analyticsEnv });
+    if (options.analytics) {
+      // Up once it says so (it has no port): its store is ready and it consumes events.
+      const p = await add('analytics', 'analytics', { ...env, LOG_LEVEL: 'info', ...options.analyticsEnv });
+      await eventually(async () => {
+        if (p.service.child.exitCode !== null) throw new Error(`analytics exited:\n${p.service.output()}`);
+        return p.service.output().includes('analytics running') ? true : undefined;
+      }, 60_000, 'analytics to start');
+    }
     if (options.senderEnv) await add('sender', 'sender', { ...env, ...options.senderEnv });
   } catch (error) {
     console.error(processes.map((p) => p.service?.output()).join('\n'));

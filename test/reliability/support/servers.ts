@@ -10,6 +10,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort } from '../../support/services.js';
 
+/** Children still running when the test process exits are killed with it. */
+const running = new Set<ChildProcess>();
+process.once('exit', () => {
+  for (const child of running) child.kill('SIGKILL');
+});
+
 /** A program started again and again with the same arguments. */
 class Restartable {
   private child: ChildProcess | undefined;
@@ -24,6 +30,8 @@ class Restartable {
   async start(ms = 30_000): Promise<void> {
     const child = spawn(this.command, this.args, { stdio: ['ignore', 'pipe', 'pipe'], uid: this.options.uid, gid: this.options.gid, env: this.options.env ?? process.env });
     this.child = child;
+    running.add(child);
+    child.once('exit', () => running.delete(child));
     child.stdout?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
     child.stderr?.on('data', (d: Buffer) => (this.log = (this.log + d.toString()).slice(-20_000)));
     const deadline = Date.now() + ms;
@@ -137,6 +145,64 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
     kill: () => server.kill(),
     start: () => server.start(),
+    stop: async () => {
+      await server.kill();
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface OwnClickHouse {
+  url: string;
+  kill(): Promise<void>;
+  start(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+/** Debian's clickhouse-server (18.16) with a config, data folder and ports of its own; undefined when not installed. */
+export async function startOwnClickHouse(): Promise<OwnClickHouse | undefined> {
+  const bin = ['/usr/bin/clickhouse-server', '/usr/sbin/clickhouse-server'].find((p) => existsSync(p));
+  if (!bin) return undefined;
+  const dir = await mkdtemp(join(tmpdir(), 'mps-own-clickhouse-'));
+  const [httpPort, tcpPort] = [await freePort(), await freePort()];
+  await writeFile(
+    join(dir, 'config.xml'),
+    `<?xml version="1.0"?>
+<yandex>
+  <logger><level>warning</level><console>1</console></logger>
+  <http_port>${httpPort}</http_port>
+  <tcp_port>${tcpPort}</tcp_port>
+  <listen_host>127.0.0.1</listen_host>
+  <path>${dir}/data/</path>
+  <tmp_path>${dir}/data/tmp/</tmp_path>
+  <user_files_path>${dir}/data/user_files/</user_files_path>
+  <format_schema_path>${dir}/data/format_schemas/</format_schema_path>
+  <mark_cache_size>268435456</mark_cache_size>
+  <users_config>users.xml</users_config>
+  <default_profile>default</default_profile>
+  <default_database>default</default_database>
+  <timezone>UTC</timezone>
+</yandex>
+`,
+  );
+  await writeFile(
+    join(dir, 'users.xml'),
+    `<?xml version="1.0"?>
+<yandex>
+  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
+  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
+  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
+</yandex>
+`,
+  );
+  const url = `http://127.0.0.1:${httpPort}`;
+  // Up when it runs a query (it answers /ping a moment before).
+  const server = new Restartable(bin, [`--config-file=${join(dir, 'config.xml')}`], async () => (await fetch(`${url}/?query=SELECT%201`)).ok);
+  await server.start(60_000);
+  return {
+    url,
+    kill: () => server.kill(),
+    start: () => server.start(60_000),
     stop: async () => {
       await server.kill();
       await rm(dir, { recursive: true, force: true });
