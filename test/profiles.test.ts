@@ -1,6 +1,7 @@
 /** Tags and attributes of devices and users set by the business server, and conditions over them. */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { MemoryCredentialStore } from '@mps/sdk';
+import { CloseCode } from '@mps/shared';
 import type { CreatedApp } from '@mps/control-plane';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -87,5 +88,29 @@ describe('device and user profiles', () => {
     await api.changeTags({ user: 'kim' }, { add: tags });
     await expect(api.changeTags({ user: 'kim' }, { add: ['one-too-many'] })).rejects.toMatchObject({ status: 400, code: 'PROFILE_LIMIT' });
     expect((await api.user('kim')).tags).toHaveLength(100);
+  });
+
+  it('keeps attributes to the names the app declared, from the API and from devices', async () => {
+    const own = await stack.createApp('named');
+    const api = stack.api(own);
+    expect(await api.attributeNames()).toEqual({ names: null });
+    expect(await api.setAttributeNames(['tier', 'city', 'tier'])).toEqual({ names: ['city', 'tier'] });
+    await expect(api.setAttributeNames(Array.from({ length: 11 }, (_, i) => `a${i}`))).rejects.toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+    const device = await stack.device(own);
+    expect(await api.changeAttributes({ device: device.id }, { tier: 'gold' })).toEqual({ tags: [], attributes: { tier: 'gold' } });
+    await expect(api.changeAttributes({ device: device.id }, { tier: 'silver', shoe: '42' })).rejects.toMatchObject({ status: 400, code: 'UNKNOWN_ATTRIBUTE' });
+    await expect(api.changeAttributes({ user: 'lee' }, { shoe: '42' })).rejects.toMatchObject({ status: 400, code: 'UNKNOWN_ATTRIBUTE' });
+    expect((await api.device(device.id)).attributes).toEqual({ tier: 'gold' });
+    expect((await api.user('lee')).attributes).toEqual({});
+
+    // A device setting an undeclared name is closed, and nothing changes.
+    const closed = new Promise<number | undefined>((resolve) =>
+      device.client.on('error', (error) => error.code === 'closed_by_server' && resolve(error.close?.code)),
+    );
+    device.client.setAttributes({ shoe: '42' });
+    expect(await closed).toBe(CloseCode.INVALID_FRAME.code);
+    expect((await api.device(device.id)).attributes).toEqual({ tier: 'gold' });
+    expect(await api.setAttributeNames(null)).toEqual({ names: null });
+    expect(await api.changeAttributes({ user: 'lee' }, { shoe: '42' })).toEqual({ tags: [], attributes: { shoe: '42' } });
   });
 });

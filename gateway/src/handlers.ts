@@ -8,6 +8,7 @@ import {
   tokenKeyId,
   verifyDeviceToken,
   changeDeviceAttributes,
+  undeclaredAttributes,
   changeDeviceTags,
   type ApiKeyLookup,
   type Db,
@@ -203,6 +204,9 @@ export function createFrameHandler(ctx: HandlerContext) {
       case FrameType.ATTRIBUTES:
         if (!device.tagsWritable) return node.close(ws, CloseCode.FORBIDDEN, 'the app does not let devices set attributes');
         return serially(ws, async () => {
+          if ((await undeclaredAttributes(ctx.db, device.app, frame.set)).length > 0) {
+            return node.close(ws, CloseCode.INVALID_FRAME, 'an attribute the app has not declared');
+          }
           const own = await changeDeviceAttributes(ctx.db, device.id, frame.set);
           if (!own) return node.close(ws, CloseCode.INVALID_FRAME, 'too many attributes');
           setProfiles(device, own, device.user);

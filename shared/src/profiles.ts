@@ -77,6 +77,21 @@ export async function changeUserAttributes(db: Db, app: string, user: string, se
   return r.rows[0];
 }
 
+/**
+ * The names among those being set (null values remove, and are always allowed) that the app has
+ * not declared; none when the app declares no names.
+ */
+export async function undeclaredAttributes(db: Db, app: string, set: Record<string, string | null>): Promise<string[]> {
+  const names = Object.keys(set).filter((name) => set[name] !== null);
+  if (names.length === 0) return [];
+  const r = await db.query<{ name: string }>(
+    `SELECT n AS name FROM apps a, unnest($2::text[]) n
+      WHERE a.id = $1 AND a.attribute_names IS NOT NULL AND NOT (n = ANY(a.attribute_names))`,
+    [app, names],
+  );
+  return r.rows.map((row) => row.name);
+}
+
 export async function userProfile(db: Db, app: string, user: string): Promise<Profile> {
   const r = await db.query<Profile>('SELECT tags, attributes FROM user_profiles WHERE app_id = $1 AND user_id = $2', [app, user]);
   return r.rows[0] ?? { tags: [], attributes: {} };

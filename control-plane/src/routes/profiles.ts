@@ -16,6 +16,7 @@ import {
   namedRecord,
   PRESENCE_QUERY,
   PROFILE_CHANGED,
+  undeclaredAttributes,
   userProfile,
   type Db,
   type NatsConnection,
@@ -27,6 +28,7 @@ import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 
 const Tag = Type.String({ minLength: 1, maxLength: Limits.TAG_LENGTH });
+const AttributeName = Type.String({ minLength: 1, maxLength: 64 });
 const TagChange = Type.Object(
   {
     add: Type.Optional(Type.Array(Tag, { maxItems: Limits.TAGS_PER_DEVICE })),
@@ -38,6 +40,14 @@ const AttributeChange = Type.Object(
   {
     set: namedRecord(Type.Union([Type.String({ maxLength: Limits.ATTRIBUTE_VALUE_LENGTH }), Type.Null()]), 64, {
       description: 'a null value removes the attribute',
+    }),
+  },
+  { additionalProperties: false },
+);
+const AttributeNames = Type.Object(
+  {
+    names: Type.Union([Type.Array(AttributeName, { maxItems: Limits.ATTRIBUTES }), Type.Null()], {
+      description: 'the only attribute names devices and users may be given; null: any name',
     }),
   },
   { additionalProperties: false },
@@ -147,6 +157,11 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
     return row;
   }
 
+  async function declared(appId: string, set: Record<string, string | null>): Promise<void> {
+    const unknown = await undeclaredAttributes(db, appId, set);
+    if (unknown.length > 0) throw new ApiError('UNKNOWN_ATTRIBUTE', `the app has not declared ${unknown.join(', ')} (PUT /v1/attributes)`);
+  }
+
   const within = (profile: Profile | undefined, what: string): Profile => {
     if (!profile) throw new ApiError('PROFILE_LIMIT', `at most ${Limits.TAGS_PER_DEVICE} tags and ${Limits.ATTRIBUTES} attributes (${what})`);
     return profile;
@@ -206,6 +221,7 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
   app.post('/v1/devices/:id/attributes', { schema: { params: DeviceParams, body: AttributeChange, response: { 200: ProfileOut } } }, async (request) => {
     const appId = appOf(request);
     await deviceOf(appId, request.params.id);
+    await declared(appId, request.body.set);
     const profile = within(await changeDeviceAttributes(db, request.params.id, request.body.set), 'attributes');
     changed(deps.subjects.device(appId, request.params.id));
     return profile;
@@ -235,8 +251,20 @@ export function profileRoutes(app: Api, deps: { db: Db; nc: NatsConnection; subj
 
   app.post('/v1/users/:id/attributes', { schema: { params: UserParams, body: AttributeChange, response: { 200: ProfileOut } } }, async (request) => {
     const appId = appOf(request);
+    await declared(appId, request.body.set);
     const profile = within(await changeUserAttributes(db, appId, request.params.id, request.body.set), 'attributes');
     changed(deps.subjects.user(appId, request.params.id));
     return profile;
+  });
+
+  app.get('/v1/attributes', { schema: { response: { 200: AttributeNames } } }, async (request) => {
+    const r = await db.query<{ names: string[] | null }>('SELECT attribute_names AS names FROM apps WHERE id = $1', [appOf(request)]);
+    return { names: r.rows[0]?.names ?? null };
+  });
+
+  app.put('/v1/attributes', { schema: { body: AttributeNames, response: { 200: AttributeNames } } }, async (request) => {
+    const names = request.body.names === null ? null : [...new Set(request.body.names)].sort();
+    await db.query('UPDATE apps SET attribute_names = $2 WHERE id = $1', [appOf(request), names]);
+    return { names };
   });
 }

@@ -373,6 +373,16 @@ export class PushClient {
     return this.request('POST', `${profilePath(of)}/attributes`, { set });
   }
 
+  /** The attribute names the app has declared (null: any name). */
+  attributeNames(): Promise<{ names: string[] | null }> {
+    return this.request('GET', '/v1/attributes');
+  }
+
+  /** Declares the only attribute names (up to 10) devices and users may be given; null lifts it. */
+  setAttributeNames(names: string[] | null): Promise<{ names: string[] | null }> {
+    return this.request('PUT', '/v1/attributes', { names });
+  }
+
   pushBroadcast(push: BroadcastPush): Promise<Accepted> {
     return this.request('POST', '/v1/push/broadcast', push);
   }
