@@ -120,7 +120,8 @@ export async function startOwnNats(): Promise<OwnNats> {
 export interface OwnPostgres {
   /** postgres://…/postgres: the admin URL of this cluster. */
   url: string;
-  kill(): Promise<void>;
+  /** SIGQUIT by default: an immediate shutdown, recovered on start as after a crash. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
   start(): Promise<void>;
   stop(): Promise<void>;
 }
@@ -143,7 +144,7 @@ export async function startOwnPostgres(): Promise<OwnPostgres> {
   await server.start();
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`,
-    kill: () => server.kill(),
+    kill: (signal = 'SIGQUIT') => server.kill(signal),
     start: () => server.start(),
     stop: async () => {
       await server.kill();
