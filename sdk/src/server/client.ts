@@ -9,13 +9,11 @@ import {
   signRequest,
   TokenAudience,
   type ChannelConfigs,
-  type ChannelPolicy,
   type ChannelSummary,
-  type PushType,
   type SigningKey,
   type Vendor,
-  type VendorOptions,
 } from '@mps/shared';
+import type { paths } from './api-types.js';
 
 /** An HMAC key's secret, or the private half of an uploaded RSA-2048 / Ed25519 public key. */
 export type PushClientOptions = {
@@ -74,52 +72,28 @@ export type PushTarget = { device: string } | { user: string };
 /** Send later: at an instant, or at a wall-clock time in each target device's time zone. */
 export type Schedule = { at: string } | { localTime: string };
 
-export interface Scheduled {
-  scheduleId: string;
-  fireAt: string[];
-}
 
-export interface SimplePush {
-  target: PushTarget;
-  pushType?: PushType;
-  title?: string;
-  body?: string;
-  payload?: unknown;
-  extras?: Record<string, string>;
-  /** Validity period in seconds. */
-  ttl?: number;
-  /** The same business id returns the first message id and sends nothing. */
-  businessId?: string;
-  /** auto (default): the socket if connected, else the vendor channel; socket only; or vendor only. */
-  channel?: ChannelPolicy;
-  /** APNs and Android vendor fields (priority, collapse id, sound, channel id, category, ...). */
-  vendor?: VendorOptions;
-}
+/** A route's JSON body, or its answer with status S, as the control plane's schemas describe them. */
+type Json<T> = T extends { content: { 'application/json': infer B } } ? B : never;
+type Method = 'get' | 'post' | 'put' | 'delete';
+type Operation<P extends keyof paths, M extends Method> = NonNullable<paths[P][M]>;
+export type RequestBody<P extends keyof paths, M extends Method> = Json<Operation<P, M> extends { requestBody?: infer B } ? NonNullable<B> : never>;
+export type ResponseBody<P extends keyof paths, M extends Method, S extends number> = Json<
+  Operation<P, M> extends { responses: infer R } ? (S extends keyof R ? R[S] : never) : never
+>;
 
-export type TemplatePush = Omit<SimplePush, 'title' | 'body' | 'extras'> & { template: string; values?: Record<string, string> };
+/** A push body without its schedule (schedulePush adds it). */
+type Unscheduled<T> = Omit<T, 'schedule'>;
 
-export type MultiplePush = Omit<SimplePush, 'target'> & {
+export type SimplePush = Omit<Unscheduled<RequestBody<'/v1/push/simple', 'post'>>, 'target'> & { target: PushTarget };
+export type TemplatePush = Omit<Unscheduled<RequestBody<'/v1/push/template', 'post'>>, 'target'> & { target: PushTarget };
+export type MultiplePush = Omit<Unscheduled<RequestBody<'/v1/push/multiple', 'post'>>, 'targets'> & {
   targets: (PushTarget & { values?: Record<string, string> })[];
-  template?: string;
 };
-
-export interface TaskAccepted {
-  taskId: string;
-  duplicate: boolean;
-  messages: { messageId: string; targeted: number }[];
-}
-
-export interface Template {
-  name: string;
-  title?: string;
-  body?: string;
-  extras?: Record<string, string>;
-  placeholders: string[];
-}
-
+export type TaskAccepted = ResponseBody<'/v1/push/multiple', 'post', 200>;
+export type Template = ResponseBody<'/v1/templates/{name}', 'get', 200>;
 export type MessageSummary = Omit<MessageStatus, 'targets' | 'vendor'>;
-
-export type Audience = 'all' | 'bound' | 'unbound';
+export type Audience = NonNullable<RequestBody<'/v1/push/dry-run', 'post'>['audience']>;
 
 /** Tags, attributes and device facts combined with and / or / not (docs/api.md). */
 export type Condition =
@@ -130,86 +104,20 @@ export type Condition =
   | { or: Condition[] }
   | { not: Condition };
 
-export interface Selection {
-  audience?: Audience;
-  condition?: Condition | Record<string, unknown>;
-  /** Only devices seen within this many seconds before the push. */
-  seenWithinS?: number;
-}
-
-export type BroadcastPush = Omit<SimplePush, 'target'> &
-  Selection & {
-    /** Throttled fan-out: connected devices get it spread evenly over this many seconds. */
-    spreadS?: number;
-  };
-
-export interface Accepted {
-  messageId: string;
-  targeted: number;
-  duplicate: boolean;
-}
-
-export type TargetStatus = 'pending' | 'delivered' | 'expired' | 'revoked' | 'failed';
-
-/** sending: in progress; retry: waiting to try again; skipped: the socket had it. */
-export type VendorSendStatus = 'sending' | 'retry' | 'sent' | 'failed' | 'skipped';
-
-export interface MessageStatus {
-  id: string;
-  mode: string;
-  pushType: PushType;
-  taskId: string | null;
-  createdAt: string;
-  expiresAt: string;
-  revokedAt: string | null;
-  counts: Record<'targeted' | TargetStatus, number>;
-  targets: { device: string; status: TargetStatus; channel: string | null; deliveredAt: string | null }[];
-  vendor: {
-    counts: Record<VendorSendStatus, number>;
-    sends: { device: string; vendor: Vendor; status: VendorSendStatus; reason: string | null; attempts: number; updatedAt: string }[];
-  };
-}
-
-export interface KeyInfo {
-  id: string;
-  kind: 'hmac' | 'rsa' | 'ed25519';
-  status: 'active' | 'disabled';
-  createdAt: string;
-}
-
-export interface Profile {
-  tags: string[];
-  attributes: Record<string, string>;
-}
-
-export interface DeviceInfo extends Profile {
-  id: string;
-  userId: string | null;
-  platform: string;
-  osVersion: string | null;
-  appVersion: string | null;
-  sdkVersion: string | null;
-  locale: string | null;
-  timezone: string | null;
-  /** vendor -> masked token */
-  vendorTokens: Record<string, string>;
-  createdAt: string;
-  lastSeenAt: string;
-  /** A gateway holds a ready connection of the device now. */
-  online: boolean;
-}
-
+/** The schema says only "an object" of a condition; Condition spells it out. */
+export type Selection = Omit<RequestBody<'/v1/push/dry-run', 'post'>, 'condition'> & { condition?: Condition | Record<string, unknown> };
+export type BroadcastPush = Omit<Unscheduled<RequestBody<'/v1/push/broadcast', 'post'>>, 'condition'> & Selection;
+export type Accepted = ResponseBody<'/v1/push/simple', 'post', 200>;
+/** What a push with a schedule answers. */
+export type Scheduled = Exclude<ResponseBody<'/v1/push/simple', 'post', 202>, Accepted>;
+export type MessageStatus = ResponseBody<'/v1/messages/{id}', 'get', 200>;
+export type TargetStatus = MessageStatus['targets'][number]['status'];
+export type VendorSendStatus = MessageStatus['vendor']['sends'][number]['status'];
+export type KeyInfo = ResponseBody<'/v1/keys/{id}/disable', 'post', 200>;
+export type Profile = ResponseBody<'/v1/devices/{id}/tags', 'post', 200>;
+export type DeviceInfo = ResponseBody<'/v1/devices/{id}', 'get', 200>;
 /** One of a device's latest messages (GET /v1/devices/{id}/messages). */
-export interface RecentMessage {
-  id: string;
-  mode: string;
-  pushType: string;
-  title: string | null;
-  status: string;
-  channel: string | null;
-  createdAt: string;
-  deliveredAt: string | null;
-}
+export type RecentMessage = ResponseBody<'/v1/devices/{id}/messages', 'get', 200>['messages'][number];
 
 const profilePath = (of: PushTarget) =>
   'device' in of ? `/v1/devices/${encodeURIComponent(of.device)}` : `/v1/users/${encodeURIComponent(of.user)}`;
