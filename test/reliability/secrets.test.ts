@@ -108,9 +108,9 @@ it('writes no secret to any log or API answer', async () => {
 
   // Pushes that go out through the vendors (the devices are offline) and through sockets.
   for (const device of devices) await api.pushSimple({ target: { device }, title: 'secret keeping', channel: 'auto' });
-  await eventually(async () => (fakes.fcm.received.length + fakes.apns.received.length >= DEVICES ? true : undefined), 20_000, 'the vendor sends').catch(() => undefined);
+  await eventually(async () => (fakes.fcm.received.length + fakes.apns.received.length >= 1 ? true : undefined), 20_000, 'a vendor send').catch(() => undefined);
+  await new Promise((r) => setTimeout(r, 2000));
   const vendorSends = fakes.fcm.received.length + fakes.apns.received.length;
-  await new Promise((r) => setTimeout(r, 1000));
 
   // Every answer the API gives about these things.
   const answers = JSON.stringify([

@@ -124,6 +124,8 @@ function casesFor(op: Operation): Case[] | undefined {
     'POST /v1/keys/{id}/enable': [{ params: { id: o.key! }, expect: 'refused' }],
     'DELETE /v1/keys/{id}': [{ params: { id: o.key! }, expect: 'refused' }, { params: { id: o.firstKey! }, expect: 'refused' }],
     'GET /v1/channels': [{ expect: 'own' }],
+    'GET /v1/attributes': [{ expect: 'own' }],
+    'PUT /v1/attributes': [{ body: { names: ['tier', 'from-a'] }, expect: 'own' }],
     'PUT /v1/channels/{vendor}': [],
     'DELETE /v1/channels/{vendor}': [{ params: { vendor: 'fcm' }, expect: 'refused' }],
   };

@@ -62,7 +62,7 @@ export async function snapshot(db: Db, app: string): Promise<Record<string, unkn
     `SELECT DISTINCT table_name FROM information_schema.columns
      WHERE table_schema = 'public' AND column_name = 'app_id' ORDER BY table_name`,
   );
-  const out: Record<string, unknown[]> = {};
+  const out: Record<string, unknown[]> = { apps: (await db.query('SELECT * FROM apps WHERE id = $1', [app])).rows };
   for (const { table_name } of tables.rows) {
     const rows = await db.query(`SELECT * FROM ${table_name} WHERE app_id = $1`, [app]);
     out[table_name] = rows.rows.map(stable).sort(byJson);
