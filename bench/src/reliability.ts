@@ -11,7 +11,7 @@ import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { int, loadConfig, str } from '@mps/shared';
-import { gitCommit, machineInfo, writeResult } from './support/results.js';
+import { gitCommit, machineInfo, resultsDir, writeResult } from './support/results.js';
 import { ROOT } from './support/processes.js';
 
 const spec = {
@@ -39,6 +39,19 @@ function runVitest(env: NodeJS.ProcessEnv, reportFile: string, filter: string, t
       resolve(code);
     }),
   );
+}
+
+interface Previous {
+  scenarios: Record<string, unknown>;
+  tests: { file: string; test: string; status: string; failure?: string }[];
+}
+
+async function readPrevious(): Promise<Previous | undefined> {
+  try {
+    return JSON.parse(await readFile(join(resultsDir(), 'reliability.json'), 'utf8')) as Previous;
+  } catch {
+    return undefined;
+  }
 }
 
 export async function main(): Promise<void> {
@@ -70,6 +83,13 @@ export async function main(): Promise<void> {
       ...(a.failureMessages.length > 0 && { failure: a.failureMessages.join('\n').split('\n').slice(0, 6).join('\n') }),
     })),
   );
+  // A filtered run updates its own scenarios and tests in the results and keeps the others'.
+  const previous = config.RELIABILITY_FILTER === '' ? undefined : await readPrevious();
+  if (previous) {
+    const ran = new Set(tests.map((t) => t.file));
+    for (const [key, value] of Object.entries(previous.scenarios)) if (!(key in scenarios)) scenarios[key] = value;
+    tests.unshift(...previous.tests.filter((t) => !ran.has(t.file)));
+  }
   const totals = Object.values(scenarios).reduce<Record<string, number>>((sum, s) => {
     for (const key of ['messages_checked', 'lost', 'duplicates_shown', 'expired_shown', 'crashes']) {
       sum[key] = (sum[key] ?? 0) + Number((s as Record<string, unknown>)[key] ?? 0);
@@ -82,7 +102,7 @@ export async function main(): Promise<void> {
     commit: gitCommit(),
     machine,
     params: { scale: config.RELIABILITY_SCALE, filter: config.RELIABILITY_FILTER || 'test/reliability' },
-    passed: code === 0,
+    passed: code === 0 && tests.every((t) => t.status !== 'failed'),
     seconds: Math.round((Date.now() - started) / 1000),
     totals,
     scenarios,
