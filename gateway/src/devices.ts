@@ -203,26 +203,46 @@ export class DeviceStore {
     setProfiles(device, r.rows[0] ?? NO_PROFILE, user);
   }
 
-  /** The app's unexpired, unrevoked broadcasts after the device's cursor, oldest first. */
-  async broadcastsAfter(device: Device, limit: number): Promise<StoredBroadcast[]> {
+  /**
+   * For each device, the unexpired, unrevoked broadcasts of its app after its cursor (at most
+   * `limit`, oldest first), in one query; each broadcast's frame is encoded once.
+   */
+  async broadcastsAfter(devices: Device[], limit: number): Promise<Map<string, StoredBroadcast[]>> {
     const result = await this.db.query<{
+      device: string;
       id: string;
       push_type: PushType;
       content: MessageContent;
       expires_at: Date;
       target: { audience?: unknown; condition?: unknown; seenAfter?: unknown };
     }>(
-      `SELECT id, push_type, content, expires_at, target FROM messages
-       WHERE app_id = $1 AND mode = 'broadcast' AND ($2::uuid IS NULL OR id > $2)
-         AND expires_at > now() AND revoked_at IS NULL AND channel_policy <> 'vendor'
-       ORDER BY id LIMIT $3`,
-      [device.app, device.broadcastCursor, limit],
+      `SELECT v.device, m.id, m.push_type, m.content, m.expires_at, m.target
+       FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS v(device, app, cursor)
+       CROSS JOIN LATERAL (
+         SELECT id, push_type, content, expires_at, target FROM messages
+         WHERE app_id = v.app AND mode = 'broadcast' AND (v.cursor IS NULL OR id > v.cursor)
+           AND expires_at > now() AND revoked_at IS NULL AND channel_policy <> 'vendor'
+         ORDER BY id LIMIT $4) m
+       ORDER BY v.device, m.id`,
+      [devices.map((d) => d.id), devices.map((d) => d.app), devices.map((d) => d.broadcastCursor), limit],
     );
-    return result.rows.map((row) => ({
-      ...storedSelection(row.target),
-      id: row.id,
-      frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
-    }));
+    const stored = new Map<string, StoredBroadcast>();
+    const byDevice = new Map<string, StoredBroadcast[]>();
+    for (const row of result.rows) {
+      let broadcast = stored.get(row.id);
+      if (!broadcast) {
+        broadcast = {
+          ...storedSelection(row.target),
+          id: row.id,
+          frame: encodeMessage({ id: row.id, pushType: row.push_type, content: row.content, expiresAt: row.expires_at }),
+        };
+        stored.set(row.id, broadcast);
+      }
+      const list = byDevice.get(row.device);
+      if (list) list.push(broadcast);
+      else byDevice.set(row.device, [broadcast]);
+    }
+    return byDevice;
   }
 
   /** Encoded frames of the unexpired, unrevoked messages pending for these devices, in send order per device. */

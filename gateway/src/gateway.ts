@@ -20,6 +20,7 @@ import {
   type BroadcastEnvelope,
   encodeFrame,
   FrameType,
+  groupCommit,
   ProtocolError,
   type ApiKeyLookup,
   type ClientFrame,
@@ -33,7 +34,7 @@ import {
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import type { GatewayConfig } from './config.js';
-import { DeviceStore } from './devices.js';
+import { DeviceStore, type Device } from './devices.js';
 import { createFrameHandler } from './handlers.js';
 import { Hub } from './hub.js';
 import type { Metrics } from './metrics.js';
@@ -61,6 +62,9 @@ const CATCH_UP_BATCH = 500;
 const BROADCAST_CATCH_UP = 1000;
 /** Message ids whose push type the node remembers for the events of their acks. */
 const PUSH_TYPES_REMEMBERED = 100_000;
+
+/** Connections whose catch-up queries are made together, at most. */
+const CONNECT_GROUP = 256;
 
 /** The step of a throttled broadcast's schedule. */
 const SPREAD_SLOT_MS = 100;
@@ -218,24 +222,48 @@ export function createGateway(deps: GatewayDeps): Gateway {
     }
   }
 
-  async function catchUpBroadcasts(ws: Socket): Promise<void> {
-    const device = ws.getUserData().device;
-    if (!device) return;
-    for (const stored of await devices.broadcastsAfter(device, BROADCAST_CATCH_UP)) {
-      pushTypes.rememberFrame(stored.frame);
-      // Seen within the period: judged by the device's previous connection, not this one.
-      const seen = stored.seenAfter === undefined || device.seenBefore >= stored.seenAfter;
-      if (seen && isFor(ws, stored)) send(ws, stored.frame);
+  async function catchUpBroadcasts(targets: Socket[]): Promise<void> {
+    const ready = targets.filter((ws) => ws.getUserData().device);
+    if (ready.length === 0) return;
+    const missed = await devices.broadcastsAfter(
+      ready.map((ws) => ws.getUserData().device as Device),
+      BROADCAST_CATCH_UP,
+    );
+    for (const ws of ready) {
+      const device = ws.getUserData().device as Device;
+      for (const stored of missed.get(device.id) ?? []) {
+        pushTypes.rememberFrame(stored.frame);
+        // Seen within the period: judged by the device's previous connection, not this one.
+        const seen = stored.seenAfter === undefined || device.seenBefore >= stored.seenAfter;
+        if (seen && isFor(ws, stored)) send(ws, stored.frame);
+      }
     }
   }
+
+  // Devices connecting together share their catch-up: one NATS flush and one inbox query for the
+  // group, one broadcast query, instead of one of each per connection.
+  const together = (work: (sockets: Socket[]) => Promise<void>) =>
+    groupCommit(
+      async (groups: Socket[][]) => {
+        await work(groups.flat());
+        return groups.map(() => true);
+      },
+      { maxItems: CONNECT_GROUP, concurrency: 2 },
+    );
+  const pendingTogether = together(deliverPending);
+  const broadcastsTogether = together(catchUpBroadcasts);
 
   const node: Node = {
     send,
     sendFrame: (ws, frame) => send(ws, encodeFrame(frame)),
     close,
     hub,
-    deliverPending,
-    catchUpBroadcasts,
+    deliverPending: async (targets) => {
+      await pendingTogether(targets);
+    },
+    catchUpBroadcasts: async (ws) => {
+      await broadcastsTogether([ws]);
+    },
     pushTypes,
     replaceOthers: (ws) => {
       const { device, connection, authenticatedAt } = ws.getUserData();

@@ -18,3 +18,4 @@ export * from './condition.js';
 export * from './broadcast.js';
 export * from './profiles.js';
 export * from './channels.js';
+export * from './group-commit.js';

@@ -4,11 +4,10 @@
  */
 import Type, { type Static } from 'typebox';
 import { ScheduledOr, ScheduledResponses, type Scheduler } from '../scheduler.js';
-import { inTransaction, namedRecord, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
+import { groupCommit, inTransaction, namedRecord, newId, type Db, type DbClient, type NatsConnection, type StoredMessage, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
-import { groupCommit } from '../group-commit.js';
 import { render, type TemplateStore } from '../templates.js';
 import type { VendorJobs } from '../vendor-jobs.js';
 import { Accepted, ContentFields, DeliveryFields, findDuplicate, insertMessage, prepareMessage, type ContentInput, type Delivery, type Ttl } from './message-input.js';
