@@ -7,26 +7,30 @@
  * batch is retried in place (with backoff), and messages held for a third of the ack wait (a slow
  * or failing store) are marked in progress with `working()`, so the stream waits instead of replaying.
  *
- * Nothing is counted twice: the aggregates are sums filled on insert, so an event id must reach
- * `events` once. Before inserting a batch that holds a redelivered message (a process died after
- * its insert, before its ack) or that follows a failed attempt (the insert may have landed before
- * the error), the ingest asks the store which of the batch's ids it already has and inserts only
- * the others. Ids repeated inside a batch are dropped as it fills.
+ * Nothing is counted twice, and nothing stored is left uncounted: a batch is written as raw events
+ * and then as counts in each aggregate table, each insert landing whole or not at all, with markers
+ * that say which write reached which table (write.ts). Before writing a batch that holds a
+ * redelivered message (a process died after an insert, before its ack) or that follows a failed
+ * attempt (an insert may have landed before the error), the ingest asks the store which aggregates
+ * already count each event, and counts it only where it is missing. Ids repeated inside a batch are
+ * dropped as it fills.
  */
 import { AckPolicy, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import { decodeEvent, EventDecodeError, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 import { EventBatch } from './store/batch.js';
-import { Table } from './store/schema.js';
-import { quote, type EventStore } from './store/store.js';
+import type { EventStore } from './store/store.js';
+import { BatchIds, countedAlready, writeBatch } from './write.js';
 
 export interface IngestStats {
-  /** Rows inserted into `events`. */
+  /** Events new to the store. */
   inserted: number;
-  /** Batches written (each one insert, or none when all its events were already stored). */
+  /** Events the store held already but some aggregate did not count (a write cut short), counted there. */
+  recounted: number;
+  /** Batches written. */
   batches: number;
   /** JetStream messages acked (inserted, known duplicates and malformed ones). */
   acked: number;
-  /** Events already in the store (or twice in a batch), acked without inserting. */
+  /** Events already stored and counted (or twice in a batch), acked without writing. */
   duplicates: number;
   malformed: number;
   /** Insert attempts that failed and were retried. */
@@ -52,8 +56,6 @@ export interface IngestOptions {
   stopGraceMs?: number;
 }
 
-/** Ids checked per existence query: keeps the SQL text far below max_query_size (256 KiB). */
-const CHECK_CHUNK = 1000;
 const RETRY_MAX_MS = 5000;
 
 /** DateTime's range, with room: an event outside it is refused here rather than by the store. */
@@ -91,7 +93,8 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     ack_wait: ackWaitMs * 1e6,
   });
   const consumer = await options.js.consumers.get(subjects.eventStream, durable);
-  const stats: IngestStats = { inserted: 0, batches: 0, acked: 0, duplicates: 0, malformed: 0, failedAttempts: 0 };
+  const stats: IngestStats = { inserted: 0, recounted: 0, batches: 0, acked: 0, duplicates: 0, malformed: 0, failedAttempts: 0 };
+  const batchIds = new BatchIds();
 
   let running = true;
   let stopDeadline = Infinity;
@@ -108,6 +111,8 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     try {
       const event = decodeEvent(m.data);
       if (event.at < EARLIEST_MS || event.at >= LATEST_MS) throw new EventDecodeError(`tracking event time ${event.at} is out of range`);
+      // No app has an empty id, and the aggregates' marker rows use it (store/aggregates.ts).
+      if (event.app === '') throw new EventDecodeError('tracking event has no app');
       if (current.ids.has(event.id)) {
         stats.duplicates++;
         return;
@@ -125,10 +130,11 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     let check = batch.redelivered;
     for (let attempt = 0; ; attempt++) {
       try {
-        const events = check ? await withoutStored(store, batch.events) : batch.events;
-        stats.duplicates += batch.events.size - events.size;
-        await store.insert(events, attempt);
-        stats.inserted += events.size;
+        const counted = check ? await countedAlready(store, batch.events.events) : new Map<string, number>();
+        const written = await writeBatch(store, batch.events, counted, { batch: batchIds.next(), attempt });
+        stats.inserted += written.inserted;
+        stats.recounted += written.recounted;
+        stats.duplicates += written.duplicates;
         stats.batches++;
         break;
       } catch (error) {
@@ -200,30 +206,6 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
       await writing;
     },
   };
-}
-
-/** The events whose id the store does not have yet. */
-async function withoutStored(store: EventStore, batch: EventBatch): Promise<EventBatch> {
-  const stored = new Set<string>();
-  const events = batch.events;
-  const list = (values: Iterable<string>) => [...new Set(values)].map(quote).join(', ');
-  for (let i = 0; i < events.length; i += CHECK_CHUNK) {
-    const chunk = events.slice(i, i + CHECK_CHUNK);
-    let from = Infinity;
-    let to = -Infinity;
-    for (const e of chunk) {
-      from = Math.min(from, e.at);
-      to = Math.max(to, e.at);
-    }
-    const found = await store.select<{ id: string }>(
-      `SELECT id FROM ${Table.EVENTS}
-       WHERE app IN (${list(chunk.map((e) => e.app))}) AND message IN (${list(chunk.map((e) => e.message))})
-         AND at >= toDateTime(${Math.floor(from / 1000)}, 'UTC') AND at <= toDateTime(${Math.floor(to / 1000)}, 'UTC')
-         AND id IN (${list(chunk.map((e) => e.id))})`,
-    );
-    for (const { id } of found) stored.add(id);
-  }
-  return stored.size === 0 ? batch : batch.filter((e) => !stored.has(e.id));
 }
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));

@@ -38,6 +38,9 @@ export const EVENT_COLUMNS = [
   'at',
 ] as const satisfies readonly (keyof EventRow)[];
 
+/** The columns of `events` that say which ingest write stored a row (schema.ts). */
+export const TAG_COLUMNS = ['batch', 'counted'] as const;
+
 /** The JSON fields of a published event, as a ClickHouse structure, and how they become columns. */
 export const EVENT_JSON_STRUCTURE =
   'id String, kind String, app String, message String, device String, channel String, platform String, osVersion String, appVersion String, sdkVersion String, pushType String, at Int64';
@@ -66,6 +69,10 @@ const TSV_SPECIAL = /[\\\t\n\r\0]/;
 const TSV_ESCAPES: Record<string, string> = { '\\': '\\\\', '\t': '\\t', '\n': '\\n', '\r': '\\r', '\0': '\\0' };
 const TAB = 9;
 const LF = 10;
+
+/** A value as a TabSeparated field. */
+export const tsvField = (value: string): string =>
+  TSV_SPECIAL.test(value) ? value.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] as string) : value;
 
 export class EventBatch {
   private readonly items: TrackingEvent[] = [];
@@ -117,10 +124,11 @@ export class EventBatch {
     return Buffer.concat(parts, length);
   }
 
-  /** TabSeparated rows in EVENT_COLUMNS order. */
-  tsv(): Buffer {
+  /** TabSeparated rows in EVENT_COLUMNS order, each followed by `tail` (more fields, already escaped). */
+  tsv(tail = ''): Buffer {
     let size = 0;
     for (const e of this.items) {
+      size += tail.length;
       size += 24 + e.id.length + e.kind.length + e.app.length + e.message.length + e.device.length + e.channel.length;
       size += e.platform.length + e.osVersion.length + e.appVersion.length + e.sdkVersion.length + e.pushType.length;
     }
@@ -128,7 +136,7 @@ export class EventBatch {
     const out = Buffer.allocUnsafe(size * 3);
     let at = 0;
     const field = (value: string) => {
-      at += out.write(TSV_SPECIAL.test(value) ? value.replace(/[\\\t\n\r\0]/g, (c) => TSV_ESCAPES[c] as string) : value, at);
+      at += out.write(tsvField(value), at);
       out[at++] = TAB;
     };
     for (const e of this.items) {
@@ -144,6 +152,7 @@ export class EventBatch {
       field(e.sdkVersion);
       field(e.pushType);
       at += out.write(String(Math.floor(e.at / 1000)), at);
+      if (tail !== '') at += out.write(tail, at);
       out[at++] = LF;
     }
     return out.subarray(0, at);

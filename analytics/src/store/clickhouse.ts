@@ -1,8 +1,8 @@
 import { Readable } from 'node:stream';
 import { ClickHouseLogLevel, createClient, type ClickHouseClient } from '@clickhouse/client';
-import { EVENT_COLUMNS, type EventBatch } from './batch.js';
+import { EVENT_COLUMNS, TAG_COLUMNS, type EventBatch } from './batch.js';
 import { createSchema, Table } from './schema.js';
-import { compactRows, StoreError, type EventStore } from './store.js';
+import { compactRows, StoreError, type EventStore, type InsertOptions } from './store.js';
 
 /** Errors that mean the server could not be reached, not that it refused the statement. */
 const UNREACHABLE = /ECONNREFUSED|ECONNRESET|EPIPE|ETIMEDOUT|EHOSTUNREACH|socket hang up|Timeout error/i;
@@ -30,15 +30,16 @@ export class ClickHouseStore implements EventStore {
   }
 
   /** TabSeparated: the server parses it in its own process, and 18.16 has no input() for JSON with conversions. */
-  async insert(batch: EventBatch): Promise<void> {
+  async insert(batch: EventBatch, { batch: id = 0n, counted = 0 }: InsertOptions = {}): Promise<void> {
     if (batch.size === 0) return;
-    await this.guard(`insert of ${batch.size} events`, () =>
-      this.client.insert({
-        table: Table.EVENTS,
-        columns: [...EVENT_COLUMNS],
-        values: Readable.from([batch.tsv()], { objectMode: false }),
-        format: 'TabSeparated',
-      }),
+    await this.insertRows(Table.EVENTS, [...EVENT_COLUMNS, ...TAG_COLUMNS], batch.tsv(`\t${id}\t${counted}`), `${batch.size} events`);
+  }
+
+  async insertRows(table: string, columns: readonly string[], tsv: Buffer, what = `rows into ${table}`): Promise<void> {
+    const [first, ...rest] = columns;
+    if (first === undefined) throw new StoreError('STORE_QUERY_FAILED', `an insert into ${table} names no column`);
+    await this.guard(`insert of ${what}`, () =>
+      this.client.insert({ table, columns: [first, ...rest], values: Readable.from([tsv], { objectMode: false }), format: 'TabSeparated' }),
     );
   }
 

@@ -4,16 +4,31 @@
  */
 import type { EventBatch } from './batch.js';
 
+/** How `insert` tags the rows it writes. */
+export interface InsertOptions {
+  /** Earlier failed tries of the same batch (0 on the first). */
+  attempt?: number;
+  /**
+   * The ingest's write that stores them (`events.batch`); the ingest then counts them in the
+   * aggregates itself. 0 (the default): the views count them.
+   */
+  batch?: bigint;
+  /** The aggregates that already count these events (`events.counted`, bits of aggregates.ts). */
+  counted?: number;
+}
+
 export interface EventStore {
   /** Creates the tables and views when they are missing (schema.ts). */
   init(): Promise<void>;
   /** The engine's version, e.g. "18.16.1". */
   version(): Promise<string>;
+  /** Inserts events into `events`. */
+  insert(batch: EventBatch, options?: InsertOptions): Promise<void>;
   /**
-   * Inserts events into `events`; the per-minute and per-hour views are fed by the same insert.
-   * `attempt` counts earlier failed tries of the same batch (0 on the first).
+   * Inserts TabSeparated rows in one statement: one block, so at most one new part per partition,
+   * which lands whole or not at all.
    */
-  insert(batch: EventBatch, attempt?: number): Promise<void>;
+  insertRows(table: string, columns: readonly string[], tsv: Buffer): Promise<void>;
   /** Runs a statement that returns no rows (DDL, ALTER, INSERT ... SELECT). */
   command(sql: string): Promise<void>;
   /** Runs a SELECT and returns its rows. 64-bit integers may come back as strings: use Number(). */
