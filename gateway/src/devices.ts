@@ -1,6 +1,7 @@
 /** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
+  groupCommit,
   storedSelection,
   type DeviceFact,
   type DeviceProfile,
@@ -105,18 +106,27 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
 }
 
 /**
- * Records the device's current facts; with a secret hash, only if it matches. The subquery in
- * RETURNING reads the statement's snapshot: last_seen_at as it was before this connection.
+ * Records the current facts of the devices connecting together; a device's row comes back only if
+ * its secret hash matches (or none is given: a token already verified). The subquery in RETURNING
+ * reads the statement's snapshot: last_seen_at as it was before this connection.
  */
 const UPDATE_FACTS = `
-  UPDATE devices d SET platform = $3, os_version = $4, app_version = $5, sdk_version = $6, locale = $7,
-         timezone = $8, last_seen_at = now()
-  FROM apps a
-  WHERE d.id = $1 AND d.app_id = $2 AND a.id = d.app_id AND ($9::bytea IS NULL OR d.secret_hash = $9)
-  RETURNING d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor,
+  UPDATE devices d SET platform = v.platform, os_version = v.os_version, app_version = v.app_version,
+         sdk_version = v.sdk_version, locale = v.locale, timezone = v.timezone, last_seen_at = now()
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
+         AS v(id, app, platform, os_version, app_version, sdk_version, locale, timezone, hash),
+       apps a
+  WHERE d.id = v.id AND d.app_id = v.app AND a.id = d.app_id AND (v.hash IS NULL OR d.secret_hash = v.hash)
+  RETURNING d.id, d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor,
     (SELECT p.last_seen_at FROM devices p WHERE p.id = d.id) AS seen_before,
     (SELECT up.tags FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_tags,
     (SELECT up.attributes FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_attributes`;
+
+interface FactsUpdate {
+  frame: RegisterFrame | AuthFrame;
+  device: string;
+  hash: Buffer | null;
+}
 
 export interface PendingFrame {
   device: string;
@@ -126,7 +136,27 @@ export interface PendingFrame {
 }
 
 export class DeviceStore {
+  /** Devices authenticating together share one statement. */
+  private readonly updateFacts = groupCommit((updates: FactsUpdate[]) => this.writeFacts(updates), { maxItems: 256, concurrency: 2 });
+
   constructor(private readonly db: Db) {}
+
+  /** Each update's row, or null (unknown device, wrong app or secret); a device twice waits for its first. */
+  private async writeFacts(updates: FactsUpdate[]): Promise<(DeviceRow | null)[]> {
+    const seen = new Set<string>();
+    const first = updates.filter((u) => !seen.has(u.device) && seen.add(u.device));
+    const facts = first.map((u) => factsOf(u.frame));
+    const r = await this.db.query<DeviceRow & { id: string }>(UPDATE_FACTS, [
+      first.map((u) => u.device),
+      first.map((u) => u.frame.app),
+      ...Array.from({ length: 6 }, (_, i) => facts.map((f) => f[i])),
+      first.map((u) => u.hash),
+    ]);
+    const rows = new Map(r.rows.map((row) => [row.id, row]));
+    const again = updates.filter((u) => !first.includes(u));
+    const later = again.length > 0 ? await this.writeFacts(again) : [];
+    return updates.map((u) => (first.includes(u) ? (rows.get(u.device) ?? null) : (later[again.indexOf(u)] ?? null)));
+  }
 
   /** A new device, or an existing one that proves its secret (it keeps its id). */
   async register(frame: RegisterFrame): Promise<AuthResult> {
@@ -153,13 +183,7 @@ export class DeviceStore {
   /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
   async authenticate(frame: RegisterFrame | AuthFrame, deviceId: string, secret: string | null): Promise<AuthResult> {
     if (!isUuid(deviceId)) return { failure: 'bad_credentials' };
-    const result = await this.db.query<DeviceRow>(UPDATE_FACTS, [
-      deviceId,
-      frame.app,
-      ...factsOf(frame),
-      secret === null ? null : hashSecret(secret),
-    ]);
-    const row = result.rows[0];
+    const row = await this.updateFacts({ frame, device: deviceId, hash: secret === null ? null : hashSecret(secret) });
     if (!row) return { failure: 'bad_credentials' };
     return { device: deviceOf(frame, deviceId, row) };
   }

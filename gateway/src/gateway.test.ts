@@ -77,6 +77,43 @@ describe('gateway device protocol', () => {
     reregister.close();
   });
 
+  it('answers each of several devices authenticating at once by its own secret, one device twice included', async () => {
+    const devices = await Promise.all(Array.from({ length: 4 }, () => registered()));
+    for (const { socket } of devices) socket.close();
+    const auth = (device: string, secret: string, appVersion: string) =>
+      encodeFrame({ t: FrameType.AUTH, v: PROTOCOL_VERSION, app, device, secret, platform: 'ios', appVersion });
+    const [a, b, c, d] = devices.map((x) => x.ready) as ReadyFrame[];
+    const attempts = [
+      [auth(a!.device, a!.secret as string, '2.0'), 'ready'],
+      [auth(b!.device, c!.secret as string, '2.0'), 'refused'],
+      [auth(c!.device, c!.secret as string, '2.0'), 'ready'],
+      [auth(d!.device, d!.secret as string, '2.1'), 'ready'],
+      [auth(d!.device, d!.secret as string, '2.2'), 'ready'],
+      [auth(newId(), a!.secret as string, '2.0'), 'refused'],
+    ] as const;
+    const sockets = attempts.map(() => new RawSocket(gw.url));
+    await Promise.all(sockets.map((socket, i) => socket.send(attempts[i]![0])));
+    const outcomes = await Promise.all(
+      sockets.map(async (socket) => {
+        const first = await Promise.race([socket.frame().then((f) => decodeServerFrame(f)), socket.closed]);
+        return 't' in first && first.t === FrameType.READY ? 'ready' : (first as { reason: string }).reason;
+      }),
+    );
+    const expected = attempts.map(([, outcome]) => (outcome === 'ready' ? 'ready' : CloseCode.AUTH_FAILED.reason));
+    // The same device twice: both authenticate, and the later connection may replace the earlier one.
+    expect([...outcomes.slice(0, 3), outcomes[5]]).toEqual([...expected.slice(0, 3), expected[5]]);
+    expect(outcomes.slice(3, 5).every((o) => o === 'ready' || o === CloseCode.REPLACED.reason)).toBe(true);
+    expect(outcomes.slice(3, 5)).toContain('ready');
+    const rows = await database.db.query<{ id: string; app_version: string }>('SELECT id, app_version FROM devices WHERE id = ANY($1::uuid[])', [
+      [a!.device, b!.device, d!.device],
+    ]);
+    const versions = new Map(rows.rows.map((r) => [r.id, r.app_version]));
+    expect(versions.get(a!.device)).toBe('2.0');
+    expect(versions.get(b!.device)).toBe('1.0');
+    expect(['2.1', '2.2']).toContain(versions.get(d!.device));
+    for (const socket of sockets) socket.close();
+  });
+
   it('answers a ping with a pong', async () => {
     const { socket } = await registered();
     await socket.send(encodeFrame({ t: FrameType.PING }));

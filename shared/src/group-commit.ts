@@ -32,7 +32,7 @@ export function groupCommit<I, O>(write: (items: I[]) => Promise<(O | Error)[]>,
     writing++;
     write(group.map((g) => g.item))
       .then(
-        (results) => group.forEach((g, i) => settle(g, results[i] ?? new Error('group commit: no result for an item'))),
+        (results) => group.forEach((g, i) => settle(g, i < results.length ? (results[i] as O | Error) : new Error('group commit: no result for an item'))),
         (error: unknown) => group.forEach((g) => g.reject(error)),
       )
       .finally(() => {
