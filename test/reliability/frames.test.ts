@@ -164,7 +164,7 @@ it('keeps every codec failure inside ProtocolError', () => {
   outcomes['codec: refused'] = thrown;
   expect(others).toEqual([]);
   expect(thrown).toBeGreaterThan(CODEC_CASES / 2);
-});
+}, sized(60_000, 1_800_000));
 
 it('closes every hostile socket with a code, and the gateway and other devices carry on', async () => {
   const f = fleet;
