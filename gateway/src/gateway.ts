@@ -205,10 +205,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
   );
 
   async function deliverPending(targets: Socket[]): Promise<void> {
-    const byDevice = new Map<string, Socket>();
+    // A device can be here twice (a connection and the one replacing it, in one group): each of
+    // its sockets still ready gets what is pending.
+    const byDevice = new Map<string, Socket[]>();
     for (const ws of targets) {
       const device = ws.getUserData().device;
-      if (device) byDevice.set(device.id, ws);
+      if (!device) continue;
+      const sockets = byDevice.get(device.id);
+      if (sockets) sockets.push(ws);
+      else byDevice.set(device.id, [ws]);
     }
     if (byDevice.size === 0) return;
     // Interest first, inbox second: a message published in between arrives twice at worst (the SDK
@@ -216,9 +221,8 @@ export function createGateway(deps: GatewayDeps): Gateway {
     await hub.flush();
     const pending = await devices.pendingFrames([...byDevice.keys()], 1000);
     for (const { device, frame, id, pushType } of pending) {
-      const ws = byDevice.get(device);
       pushTypes.remember(id, pushType);
-      if (ws && ws.getUserData().state === 'ready') send(ws, frame);
+      for (const ws of byDevice.get(device) ?? []) if (ws.getUserData().state === 'ready') send(ws, frame);
     }
   }
 
