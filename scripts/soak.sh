@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # make soak: the reliability and security suite (test/reliability, issue #10) at full size, on
 # loopback, bounded by RELIABILITY_TIMEOUT_S (3 hours by default). Writes bench/results/reliability.json.
-# RELIABILITY_SCALE=ci runs it at the size `make test` does; RELIABILITY_FILTER=test/reliability/frames
-# runs the files whose path contains that.
+# RELIABILITY_SCALE=ci runs it at the size `make test` does; RELIABILITY_FILTER=frames,tokens runs those
+# files only and updates their scenarios in the results. docs/reliability.md has the rest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/services.sh

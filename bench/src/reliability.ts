@@ -17,7 +17,7 @@ import { ROOT } from './support/processes.js';
 const spec = {
   RELIABILITY_SCALE: str({ choices: ['full', 'ci'], default: 'full', desc: 'full (make soak) or ci (the size make test runs)' }),
   RELIABILITY_TIMEOUT_S: int({ min: 60, default: 3 * 3600, desc: 'the whole run is stopped after this many seconds' }),
-  RELIABILITY_FILTER: str({ default: '', desc: 'only test files whose path contains this (empty: all of test/reliability)' }),
+  RELIABILITY_FILTER: str({ default: '', desc: 'only these test files, comma-separated (e.g. frames,tokens; empty: all of test/reliability); their scenarios replace those in reliability.json' }),
 };
 
 interface VitestReport {
@@ -25,7 +25,8 @@ interface VitestReport {
 }
 
 function runVitest(env: NodeJS.ProcessEnv, reportFile: string, filter: string, timeoutS: number): Promise<number | null> {
-  const args = ['vitest', 'run', filter === '' ? 'test/reliability' : filter, '--fileParallelism=false', '--reporter=default', '--reporter=json', `--outputFile.json=${reportFile}`];
+  const files = filter === '' ? ['test/reliability'] : filter.split(',').map((f) => (f.includes('/') ? f : `test/reliability/${f}`));
+  const args = ['vitest', 'run', ...files, '--fileParallelism=false', '--reporter=default', '--reporter=json', `--outputFile.json=${reportFile}`];
   const child = spawn('npx', args, { cwd: ROOT, env, stdio: ['ignore', 'inherit', 'inherit'], detached: true });
   const timer = setTimeout(() => {
     process.stderr.write(`reliability: stopping the run after ${timeoutS} s\n`);
@@ -41,7 +42,15 @@ function runVitest(env: NodeJS.ProcessEnv, reportFile: string, filter: string, t
   );
 }
 
+interface Run {
+  date: string;
+  filter: string;
+  seconds: number;
+  passed: boolean;
+}
+
 interface Previous {
+  runs?: Run[];
   scenarios: Record<string, unknown>;
   tests: { file: string; test: string; status: string; failure?: string }[];
 }
@@ -96,14 +105,17 @@ export async function main(): Promise<void> {
     }
     return sum;
   }, {});
+  const passed = code === 0 && tests.every((t) => t.status !== 'failed');
+  const run: Run = { date: new Date().toISOString(), filter: config.RELIABILITY_FILTER || 'test/reliability', seconds: Math.round((Date.now() - started) / 1000), passed: code === 0 };
   const result = {
     name: 'reliability',
-    date: new Date().toISOString(),
+    date: run.date,
     commit: gitCommit(),
     machine,
     params: { scale: config.RELIABILITY_SCALE, filter: config.RELIABILITY_FILTER || 'test/reliability' },
-    passed: code === 0 && tests.every((t) => t.status !== 'failed'),
-    seconds: Math.round((Date.now() - started) / 1000),
+    passed,
+    /** The runs whose scenarios these are: a filtered run adds itself to the earlier ones. */
+    runs: [...(previous?.runs ?? []), run],
     totals,
     scenarios,
     tests,

@@ -153,6 +153,12 @@ function expectRefused(kind: string, op: Operation, answer: Answer): void {
     defects.push(`${what}: 414 in Fastify's error shape (path parameter over 100 characters)`);
     return;
   }
+  if (answer.status === 431 && (answer.body as { statusCode?: number }).statusCode === 431) {
+    // Known defect, reported (control-plane/): a request line over Node's 16 KiB header limit is
+    // answered by Fastify's client-error handler in its own shape.
+    defects.push(`${what}: 431 in Fastify's error shape (request line over the HTTP header limit)`);
+    return;
+  }
   expect(typeof answer.body.error?.code, `${what}: ${JSON.stringify(answer.body).slice(0, 200)}`).toBe('string');
 }
 
