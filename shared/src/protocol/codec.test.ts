@@ -224,4 +224,12 @@ describe('a known frame with a missing, ill-typed or oversized field: INVALID_FR
     expect(error.name).toBe('ProtocolError');
     expect(error.message).toMatch(/^frame type 3: \/ids /);
   });
+
+  it('refuses U+0000 in any string or key of a device frame (PostgreSQL cannot store it)', () => {
+    const register = { t: FrameType.REGISTER, v: PROTOCOL_VERSION, platform: 'android' };
+    expect(closeOf(() => decodeClientFrame(pack({ ...register, app: 'app_\u0000' })))).toBe(CloseCode.INVALID_FRAME);
+    expect(closeOf(() => decodeClientFrame(pack({ t: FrameType.TAGS, add: ['ok', 'n\u0000'] })))).toBe(CloseCode.INVALID_FRAME);
+    expect(closeOf(() => decodeClientFrame(pack({ t: FrameType.ATTRIBUTES, set: { 'k\u0000': 'v' } })))).toBe(CloseCode.INVALID_FRAME);
+    expect(decodeClientFrame(pack({ ...register, app: 'app_ok' }))).toMatchObject({ app: 'app_ok' });
+  });
 });

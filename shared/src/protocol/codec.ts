@@ -32,7 +32,7 @@ function compileAll(schemas: Record<number, TSchema>): Validators {
 const clientValidators = compileAll(clientFrameSchemas);
 const serverValidators = compileAll(serverFrameSchemas);
 
-function decodeWith<T>(bytes: Uint8Array, validators: Validators): T {
+function decodeWith<T>(bytes: Uint8Array, validators: Validators, refuseNul = false): T {
   let value: unknown;
   try {
     value = packr.unpack(bytes);
@@ -50,11 +50,20 @@ function decodeWith<T>(bytes: Uint8Array, validators: Validators): T {
     const where = first ? `${first.instancePath || '/'} ${first.message}` : 'schema mismatch';
     throw new ProtocolError(CloseCode.INVALID_FRAME, `frame type ${t}: ${where}`);
   }
+  // PostgreSQL cannot store U+0000 in text: refused here rather than failing the handler (4013).
+  if (refuseNul && holdsNul(value)) throw new ProtocolError(CloseCode.INVALID_FRAME, `frame type ${t}: a string holds U+0000`);
   return value as T;
 }
 
+function holdsNul(value: unknown): boolean {
+  if (typeof value === 'string') return value.includes('\u0000');
+  if (Array.isArray(value)) return value.some(holdsNul);
+  if (typeof value === 'object' && value !== null) return Object.entries(value).some(([k, v]) => k.includes('\u0000') || holdsNul(v));
+  return false;
+}
+
 export function decodeClientFrame(bytes: Uint8Array): ClientFrame {
-  return decodeWith<ClientFrame>(bytes, clientValidators);
+  return decodeWith<ClientFrame>(bytes, clientValidators, true);
 }
 
 export function decodeServerFrame(bytes: Uint8Array): ServerFrame {
