@@ -22,7 +22,7 @@ await runMain(async () => {
   const config = loadControlPlaneConfig();
   const log = createLogger('control-plane', config.LOG_LEVEL);
   const subjects = createSubjects(config.NATS_PREFIX);
-  const db = createDb(config.DATABASE_URL, 20);
+  const db = createDb(config.DATABASE_URL, 20, log);
   const applied = await migrate(db);
   if (applied.length > 0) log.info({ applied }, 'migrations applied');
   const nc = await connectNats(config.NATS_URL, `control-plane-${process.pid}`);

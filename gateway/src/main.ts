@@ -21,7 +21,7 @@ await runMain(async () => {
   const config = loadGatewayConfig();
   const log = createLogger('gateway', config.LOG_LEVEL);
   const subjects = createSubjects(config.NATS_PREFIX);
-  const db = createDb(config.DATABASE_URL);
+  const db = createDb(config.DATABASE_URL, 10, log);
   const keys = new ApiKeyLookup(db, await resolveMasterKey(config), KEY_CACHE_MS);
   const nc = await connectNats(config.NATS_URL, `gateway-${process.pid}`);
   await ensureEventStream(await jetstreamManagerFor(nc), subjects);

@@ -23,7 +23,7 @@ await runMain(async () => {
   const rates = new VendorRates(config.SENDER_RATE_LIMITS);
   const log = createLogger('sender', config.LOG_LEVEL);
   const subjects = createSubjects(config.NATS_PREFIX);
-  const db = createDb(config.DATABASE_URL, 10);
+  const db = createDb(config.DATABASE_URL, 10, log);
   await migrate(db);
   const nc = await connectNats(config.NATS_URL, `sender-${process.pid}`);
   const js = jetstream(nc);

@@ -4,6 +4,7 @@
  */
 import { readdir, readFile } from 'node:fs/promises';
 import pg from 'pg';
+import type { Logger } from './log.js';
 
 export type Db = pg.Pool;
 export type DbClient = pg.PoolClient;
@@ -11,8 +12,16 @@ export type DbClient = pg.PoolClient;
 const MIGRATIONS_DIR = new URL('../migrations/', import.meta.url);
 const MIGRATION_LOCK = 7_242_001;
 
-export function createDb(url: string, max = 10): Db {
-  return new pg.Pool({ connectionString: url, max });
+/**
+ * A pool of `max` connections. A connection that breaks while idle (the server restarted, or an
+ * administrator ended it) is dropped from the pool and said once in the log; the next query opens
+ * a new one. Without this listener the pool's 'error' event would end the process.
+ */
+export function createDb(url: string, max = 10, log?: Pick<Logger, 'warn'>): Db {
+  const pool = new pg.Pool({ connectionString: url, max });
+  // Only the message: pg hangs its client (connection parameters included) on the error.
+  pool.on('error', (error) => log?.warn({ reason: error.message }, 'an idle database connection broke; the pool opens a new one when needed'));
+  return pool;
 }
 
 export async function inTransaction<T>(db: Db, work: (client: DbClient) => Promise<T>): Promise<T> {

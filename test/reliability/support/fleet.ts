@@ -268,6 +268,12 @@ export class Devices {
     this.ids.push(...(await Promise.all(connecting)));
   }
 
+  /** Starts counting anew: what the devices were shown so far no longer counts (one scenario after another). */
+  forget(): void {
+    for (const seen of this.shown) seen.clear();
+    this.expiredShown = 0;
+  }
+
   /** Per device, how many of `expected` were shown once, never, or more than once. */
   tally(expected: Set<string>[]): { expected: number; once: number; lost: number; duplicates: number; unexpected: number } {
     let total = 0;
