@@ -15,11 +15,18 @@ export async function connectNats(url: string, name: string): Promise<NatsConnec
 const DAY_NS = 24 * 3600 * 1e9;
 
 /**
+ * How long each pull of a continuous consumer waits: its idle heartbeat is half of it, and two
+ * missed heartbeats make it pull again. The client's default (30 s) would leave a consumer idle for
+ * up to a minute after the NATS node it pulled from died; 5 s keeps a failover to seconds.
+ */
+const CONSUME_EXPIRES_MS = 5000;
+
+/**
  * Hands a durable consumer's messages to `handle` in batches: one at a time when traffic is light,
  * what arrived meanwhile (up to `batch`) when it is heavy. One continuous pull: a loop of short
  * fetches can leave a message (a redelivery after a delayed nak, say) waiting for its ack wait.
  * `handle` acks or naks each message; what it leaves unanswered (it threw, say) comes back after
- * the ack wait.
+ * the ack wait. Should the pull end (its consumer deleted, say), it is started again.
  */
 export async function consumeInBatches(
   consumer: Consumer,
@@ -27,16 +34,28 @@ export async function consumeInBatches(
   handle: (messages: JsMsg[]) => Promise<void>,
   log: Logger,
 ): Promise<{ stop(): Promise<void> }> {
-  const messages = await consumer.consume({ max_messages: 2 * batch });
   let running = true;
+  let messages = await consumer.consume({ max_messages: 2 * batch, expires: CONSUME_EXPIRES_MS });
   const loop = (async () => {
-    let pending: JsMsg[] = [];
-    for await (const m of messages) {
-      pending.push(m);
-      if (pending.length < batch && messages.getPending() > 0) continue;
-      await handle(pending).catch((error: unknown) => log.error({ err: error }, 'batch failed; its messages will be redelivered'));
-      pending = [];
+    while (running) {
+      try {
+        let pending: JsMsg[] = [];
+        for await (const m of messages) {
+          pending.push(m);
+          if (pending.length < batch && messages.getPending() > 0) continue;
+          await handle(pending).catch((error: unknown) => log.error({ err: error }, 'batch failed; its messages will be redelivered'));
+          pending = [];
+          if (!running) break;
+        }
+      } catch (error) {
+        if (running) log.warn({ err: error }, 'consumer stopped');
+      }
       if (!running) break;
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+      messages = await consumer.consume({ max_messages: 2 * batch, expires: CONSUME_EXPIRES_MS }).catch((error: unknown) => {
+        log.warn({ err: error }, 'consumer could not start again; retrying');
+        return messages;
+      });
     }
   })();
   return {
