@@ -22,7 +22,7 @@ clean:
 
 # Every benchmark in sequence at its default size (an hour or more on 2 cores), then
 # bench/results/REPORT.md with its plots. bench/README.md says what each one measures.
-BENCHES := $(filter-out run report %.test,$(basename $(notdir $(wildcard bench/src/*.ts))))
+BENCHES := $(filter-out run report reliability %.test,$(basename $(notdir $(wildcard bench/src/*.ts))))
 bench:
 	@bash -c 'source scripts/services.sh && ensure_all && { [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || apt_install mosquitto; }'
 	@set -e; for name in $(BENCHES); do printf '\n\033[1m[mps]\033[0m bench %s\n' "$$name"; npm run --silent bench -- "$$name"; done
@@ -46,3 +46,9 @@ bench-smoke:
 	for png in latency fanout peers; do test -s "$$dir/$$png.png" || { echo "bench-smoke: no $$png.png"; exit 1; }; done; \
 	node -e 'const [dir] = process.argv.slice(1); for (const [name, key] of [["fanout", "deliveries_per_second"], ["latency", "p50_ms"], ["peers", "ours_stream_deliveries_per_second"], ["api", "signed_pushes_per_second"]]) { const v = require(`$${dir}/$${name}.json`).metrics[key]; if (!(v > 0)) { console.error(`bench-smoke: $${name}.json $${key} is $${v}`); process.exit(1); } }' "$$dir"; \
 	grep -q '^## fanout' "$$dir/REPORT.md"
+
+.PHONY: soak
+# The reliability and security suite (test/reliability, issue #10) at full size, on loopback,
+# bounded by RELIABILITY_TIMEOUT_S (3 h): bench/results/reliability.json. docs/reliability.md says more.
+soak:
+	@scripts/soak.sh
