@@ -58,9 +58,10 @@ export interface TestNats {
   cleanup(): Promise<void>;
 }
 
-export async function createTestNats(): Promise<TestNats> {
+/** A NATS prefix of the test's own, on the machine's server or on `url`. */
+export async function createTestNats(url = NATS_URL): Promise<TestNats> {
   const prefix = `t${suffix()}`;
-  const nc = await connectNats(NATS_URL, `test-${prefix}`);
+  const nc = await connectNats(url, `test-${prefix}`);
   const subjects = createSubjects(prefix);
   return {
     nc,

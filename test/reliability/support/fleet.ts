@@ -11,11 +11,11 @@ import { join } from 'node:path';
 import { MasterKey } from '@mps/shared';
 import { KeyStore, type CreatedApp } from '@mps/control-plane';
 import { DeviceClient, MemoryCredentialStore, PushClient, type MessageFrame } from '@mps/sdk';
-import { jetstreamManager } from '@nats-io/jetstream';
 import pg from 'pg';
-import { connectNats, createDb, createSubjects, migrate } from '@mps/shared';
+import { createDb, migrate } from '@mps/shared';
 import {
   createTestDatabase,
+  createTestNats,
   eventually,
   freePort,
   NATS_URL,
@@ -79,7 +79,7 @@ export interface Fleet {
 export async function startFleet(options: FleetOptions = {}): Promise<Fleet> {
   const natsUrl = options.natsUrl ?? NATS_URL;
   const database = options.database ?? (await createTestDatabase());
-  const nats = await createNatsPrefix(natsUrl);
+  const nats = await createTestNats(natsUrl);
   const dataDir = await mkdtemp(join(tmpdir(), 'mps-reliability-'));
   const masterKey = MasterKey.generate();
   const keys = new KeyStore(database.db, MasterKey.fromBase64(masterKey), 0);
@@ -197,25 +197,6 @@ export async function createDatabaseOn(adminUrl: string): Promise<TestDatabase> 
       await c.connect();
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
-    },
-  };
-}
-
-/** A NATS prefix of the scenario's own on any server (test/support's createTestNats uses the machine's). */
-export async function createNatsPrefix(url: string): Promise<TestNats> {
-  const prefix = `r${randomBytes(5).toString('hex')}`;
-  const nc = await connectNats(url, `reliability-${prefix}`);
-  const subjects = createSubjects(prefix);
-  return {
-    nc,
-    prefix,
-    subjects,
-    cleanup: async () => {
-      const jsm = await jetstreamManager(nc);
-      for (const stream of [subjects.eventStream, subjects.vendorStream, `KV_${subjects.nonceBucket}`]) {
-        await jsm.streams.delete(stream).catch(() => undefined);
-      }
-      await nc.close();
     },
   };
 }

@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { writeClickHouseConfig } from '../../support/clickhouse.js';
 import { freePort } from '../../support/services.js';
 
 /** Children still running when the test process exits are killed with it. */
@@ -166,36 +167,7 @@ export async function startOwnClickHouse(): Promise<OwnClickHouse | undefined> {
   if (!bin) return undefined;
   const dir = await mkdtemp(join(tmpdir(), 'mps-own-clickhouse-'));
   const [httpPort, tcpPort] = [await freePort(), await freePort()];
-  await writeFile(
-    join(dir, 'config.xml'),
-    `<?xml version="1.0"?>
-<yandex>
-  <logger><level>warning</level><console>1</console></logger>
-  <http_port>${httpPort}</http_port>
-  <tcp_port>${tcpPort}</tcp_port>
-  <listen_host>127.0.0.1</listen_host>
-  <path>${dir}/data/</path>
-  <tmp_path>${dir}/data/tmp/</tmp_path>
-  <user_files_path>${dir}/data/user_files/</user_files_path>
-  <format_schema_path>${dir}/data/format_schemas/</format_schema_path>
-  <mark_cache_size>268435456</mark_cache_size>
-  <users_config>users.xml</users_config>
-  <default_profile>default</default_profile>
-  <default_database>default</default_database>
-  <timezone>UTC</timezone>
-</yandex>
-`,
-  );
-  await writeFile(
-    join(dir, 'users.xml'),
-    `<?xml version="1.0"?>
-<yandex>
-  <profiles><default><max_memory_usage>4000000000</max_memory_usage></default></profiles>
-  <users><default><password></password><networks><ip>127.0.0.1</ip></networks><profile>default</profile><quota>default</quota></default></users>
-  <quotas><default><interval><duration>3600</duration><queries>0</queries><errors>0</errors><result_rows>0</result_rows><read_rows>0</read_rows><execution_time>0</execution_time></interval></default></quotas>
-</yandex>
-`,
-  );
+  await writeClickHouseConfig(dir, httpPort, tcpPort);
   const url = `http://127.0.0.1:${httpPort}`;
   // Up when it runs a query (it answers /ping a moment before).
   const server = new Restartable(bin, [`--config-file=${join(dir, 'config.xml')}`], async () => (await fetch(`${url}/?query=SELECT%201`)).ok);
