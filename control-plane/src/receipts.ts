@@ -10,6 +10,7 @@ import {
   consumeInBatches,
   decodeEvent,
   EventDecodeError,
+  groupBy,
   receiptSignature,
   SignatureHeader,
   type ApiKeyLookup,
@@ -168,19 +169,16 @@ export async function startReceipts(deps: {
     consumer,
     BATCH,
     async (messages) => {
-      const byApp = new Map<string, { m: JsMsg; event: TrackingEvent }[]>();
+      const decoded: { m: JsMsg; event: TrackingEvent }[] = [];
       for (const m of messages) {
         try {
-          const event = decodeEvent(m.data);
-          const list = byApp.get(event.app) ?? [];
-          list.push({ m, event });
-          byApp.set(event.app, list);
+          decoded.push({ m, event: decodeEvent(m.data) });
         } catch (error) {
           if (!(error instanceof EventDecodeError)) throw error;
           m.term();
         }
       }
-      await Promise.all([...byApp].map(([app, items]) => deliver(app, items)));
+      await Promise.all([...groupBy(decoded, (d) => d.event.app)].map(([app, items]) => deliver(app, items)));
     },
     log,
   );

@@ -1,6 +1,7 @@
 /** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
+  groupBy,
   groupCommit,
   storedSelection,
   type DeviceFact,
@@ -251,8 +252,7 @@ export class DeviceStore {
       [devices.map((d) => d.id), devices.map((d) => d.app), devices.map((d) => d.broadcastCursor), limit],
     );
     const stored = new Map<string, StoredBroadcast>();
-    const byDevice = new Map<string, StoredBroadcast[]>();
-    for (const row of result.rows) {
+    const broadcastOf = (row: (typeof result.rows)[number]): StoredBroadcast => {
       let broadcast = stored.get(row.id);
       if (!broadcast) {
         broadcast = {
@@ -262,11 +262,9 @@ export class DeviceStore {
         };
         stored.set(row.id, broadcast);
       }
-      const list = byDevice.get(row.device);
-      if (list) list.push(broadcast);
-      else byDevice.set(row.device, [broadcast]);
-    }
-    return byDevice;
+      return broadcast;
+    };
+    return new Map([...groupBy(result.rows, (row) => row.device)].map(([device, rows]) => [device, rows.map(broadcastOf)]));
   }
 
   /** Encoded frames of the unexpired, unrevoked messages pending for these devices, in send order per device. */

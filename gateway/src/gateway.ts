@@ -20,6 +20,7 @@ import {
   type BroadcastEnvelope,
   encodeFrame,
   FrameType,
+  groupBy,
   groupCommit,
   ProtocolError,
   type ApiKeyLookup,
@@ -160,13 +161,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
    */
   function spread(envelope: BroadcastEnvelope, targets: Socket[]): void {
     const slots = Math.max(1, Math.floor((envelope.spreadMs ?? 0) / SPREAD_SLOT_MS));
-    const bySlot = new Map<number, Socket[]>();
-    for (const ws of targets) {
-      const slot = Number.parseInt((ws.getUserData().device?.id ?? '').slice(-8), 16) % slots || 0;
-      const group = bySlot.get(slot);
-      if (group) group.push(ws);
-      else bySlot.set(slot, [ws]);
-    }
+    const bySlot = groupBy(targets, (ws) => Number.parseInt((ws.getUserData().device?.id ?? '').slice(-8), 16) % slots || 0);
     for (const [slot, group] of bySlot) {
       setTimeout(() => {
         for (const ws of group) if (ws.getUserData().state === 'ready') send(ws, envelope.frame);
@@ -207,14 +202,10 @@ export function createGateway(deps: GatewayDeps): Gateway {
   async function deliverPending(targets: Socket[]): Promise<void> {
     // A device can be here twice (a connection and the one replacing it, in one group): each of
     // its sockets still ready gets what is pending.
-    const byDevice = new Map<string, Socket[]>();
-    for (const ws of targets) {
-      const device = ws.getUserData().device;
-      if (!device) continue;
-      const sockets = byDevice.get(device.id);
-      if (sockets) sockets.push(ws);
-      else byDevice.set(device.id, [ws]);
-    }
+    const byDevice = groupBy(
+      targets.filter((ws) => ws.getUserData().device),
+      (ws) => (ws.getUserData().device as Device).id,
+    );
     if (byDevice.size === 0) return;
     // Interest first, inbox second: a message published in between arrives twice at worst (the SDK
     // drops the duplicate), never zero times.

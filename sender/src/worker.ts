@@ -12,6 +12,7 @@ import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@
 import { headers as natsHeaders } from '@nats-io/transport-node';
 import {
   consumeInBatches,
+  groupBy,
   CONTROL_HEADER,
   decodeVendorJob,
   encodeVendorJob,
@@ -101,18 +102,6 @@ interface Send {
 
 export interface Sender {
   stop(): Promise<void>;
-}
-
-/** Items grouped by a key, in the order each key first appears. */
-function groupBy<T>(items: T[], keyOf: (item: T) => string): T[][] {
-  const groups = new Map<string, T[]>();
-  for (const item of items) {
-    const key = keyOf(item);
-    const group = groups.get(key);
-    if (group) group.push(item);
-    else groups.set(key, [item]);
-  }
-  return [...groups.values()];
 }
 
 export const backoffMs = (attempts: number): number => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1));
@@ -253,7 +242,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** What needs a vendor send, per job; records 'skipped' for devices the socket has or will have. */
   async function plan(jobs: VendorJob[], candidates: Candidate[], messages: Map<string, StoredMessage>): Promise<Send[]> {
-    const byDevice = groupBy(candidates, (c) => `${c.job}/${c.device}`);
+    const byDevice = [...groupBy(candidates, (c) => `${c.job}/${c.device}`).values()];
     const sends: Send[] = [];
     const skipped: { message: string; device: string; vendor: Vendor; reason: string }[] = [];
     await Promise.all(
@@ -311,7 +300,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   /** One client call per (app, vendor, message), all at once. */
   async function deliver(sends: Send[]): Promise<void> {
-    const groups = groupBy(sends, (s) => `${s.message.app}\u0000${s.vendor}\u0000${s.message.id}`);
+    const groups = [...groupBy(sends, (s) => `${s.message.app}\u0000${s.vendor}\u0000${s.message.id}`).values()];
     await Promise.all(
       groups.map(async (group) => {
         const { message, vendor } = group[0] as Send;

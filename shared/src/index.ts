@@ -19,3 +19,4 @@ export * from './broadcast.js';
 export * from './profiles.js';
 export * from './channels.js';
 export * from './group-commit.js';
+export * from './collections.js';
