@@ -37,6 +37,8 @@ export const CloseCode = {
   FORBIDDEN: { code: 4015, reason: 'forbidden', retry: true },
   /** This IP address holds as many connections as the gateway allows. */
   TOO_MANY_CONNECTIONS: { code: 4016, reason: 'too_many_connections', retry: true },
+  /** The business server revoked the device's credentials (POST /v1/devices/{id}/revoke). */
+  REVOKED: { code: 4017, reason: 'revoked', retry: false },
 } as const;
 
 export type CloseCodeName = keyof typeof CloseCode;
