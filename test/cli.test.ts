@@ -82,6 +82,15 @@ describe('mps command line', () => {
     expect(lines.filter((l) => l.includes(' received ') && l.endsWith('to the simulators'))).toHaveLength(2);
   });
 
+  it("revokes a device's credentials, which closes its connection with revoked", async () => {
+    const device = await stack.device(app);
+    const closed = new Promise<string | undefined>((resolve) => device.client.on('error', (e) => resolve(e.close?.reason)));
+    const revoked = (await mps('device', 'revoke', device.id)) as { id: string; revokedAt: string };
+    expect(revoked.id).toBe(device.id);
+    expect(await closed).toBe('revoked');
+    expect(await mps('device', 'revoke', device.id)).toEqual(revoked);
+  });
+
   it('answers usage errors with exit code 2 and API errors with 1, naming the code (the built bin)', async () => {
     // Asynchronously: the API this talks to runs in this very process.
     const bin = join(ROOT, 'sdk/bin/mps.js');

@@ -1,8 +1,12 @@
-/** Tags and attributes of devices and users set by the business server, and conditions over them. */
+/**
+ * Devices and users as the business server manages them: tags and attributes and conditions over
+ * them, and revoking a device's credentials (POST /v1/devices/{id}/revoke).
+ */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { MemoryCredentialStore } from '@mps/sdk';
-import { CloseCode } from '@mps/shared';
+import { DeviceClient, MemoryCredentialStore, type PushClient } from '@mps/sdk';
+import { CloseCode, decodeServerFrame, encodeFrame, FrameType, type AuthFrame, type ReadyFrame, type RegisterFrame } from '@mps/shared';
 import type { CreatedApp } from '@mps/control-plane';
+import { RawSocket, startTestGateway } from './support/gateway.js';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
 
@@ -112,5 +116,117 @@ describe('device and user profiles', () => {
     expect((await api.device(device.id)).attributes).toEqual({ tier: 'gold' });
     expect(await api.setAttributeNames(null)).toEqual({ names: null });
     expect(await api.changeAttributes({ user: 'lee' }, { shoe: '42' })).toEqual({ tags: [], attributes: { shoe: '42' } });
+  });
+
+  describe("revoking a device's credentials", () => {
+    /** Generous for a shared, loaded machine: the close normally follows the answer within milliseconds. */
+    const CLOSE_BOUND_MS = 2000;
+
+    /** A device registered and connected through the SDK, with the credentials it stored and the close codes it got. */
+    async function connected(url: string) {
+      const credentials = new MemoryCredentialStore();
+      const client = new DeviceClient({ url, app: app.app, platform: 'ios', credentials, reconnect: { initialMs: 50, maxMs: 100 } });
+      const closes: { code: number; at: number }[] = [];
+      client.on('error', (e) => e.close && closes.push({ code: e.close.code, at: Date.now() }));
+      await client.connect();
+      const { device, secret } = (await credentials.load())!;
+      return { client, device, secret, closes };
+    }
+
+    /** A raw socket that sent `frame` as its first frame. */
+    async function raw(frame: AuthFrame | RegisterFrame, url = stack.gateway.url): Promise<RawSocket> {
+      const socket = new RawSocket(url);
+      await socket.send(encodeFrame(frame));
+      return socket;
+    }
+    const auth = (device: string, proof: { secret: string } | { token: string }): AuthFrame =>
+      ({ t: FrameType.AUTH, v: 1, app: app.app, device, platform: 'ios', ...proof }) as AuthFrame;
+    const ready = async (socket: RawSocket) => decodeServerFrame(await socket.frame(1)) as ReadyFrame;
+    const refused = { code: CloseCode.AUTH_FAILED.code, reason: CloseCode.AUTH_FAILED.reason };
+
+    it('closes its connections on every gateway with 4017 revoked, and the SDK stops', async () => {
+      const api = stack.api(app);
+      const second = await startTestGateway(stack.database.db, stack.nats, stack.masterKey);
+      try {
+        const onFirst = await connected(stack.gateway.url);
+        const onSecond = await connected(second.url);
+        // Authenticated with a connect token issued before the revocation: closed as well.
+        const byToken = await connected(stack.gateway.url);
+        byToken.client.close();
+        const tokenSocket = await raw(auth(byToken.device, { token: await api.connectToken(byToken.device) }), second.url);
+        expect((await ready(tokenSocket)).device).toBe(byToken.device);
+
+        const started = Date.now();
+        const answers = await Promise.all([onFirst, onSecond, byToken].map((d) => api.revokeDevice(d.device)));
+        for (const [i, d] of [onFirst, onSecond, byToken].entries()) {
+          expect(Object.keys(answers[i]!).sort()).toEqual(['id', 'revokedAt']);
+          expect(answers[i]!.id).toBe(d.device);
+        }
+        const tokenClosed = await tokenSocket.closed;
+        const tokenClosedAt = Date.now();
+        for (const d of [onFirst, onSecond]) {
+          await eventually(async () => (d.client.state === 'closed' ? true : undefined), CLOSE_BOUND_MS + 1000, 'the SDK to stop');
+          expect(d.closes.map((c) => c.code)).toEqual([CloseCode.REVOKED.code]);
+          expect(d.closes[0]!.at - started).toBeLessThan(CLOSE_BOUND_MS);
+        }
+        expect(tokenClosed).toEqual({ code: CloseCode.REVOKED.code, reason: 'revoked' });
+        expect(tokenClosedAt - started).toBeLessThan(CLOSE_BOUND_MS);
+        const info = await api.device(onFirst.device);
+        expect(info).toMatchObject({ online: false, revokedAt: answers[0]!.revokedAt });
+      } finally {
+        await second.close();
+      }
+    });
+
+    it('refuses its secret, REGISTER with its id and secret, and connect tokens up to the revocation; a later token connects', async () => {
+      const api = stack.api(app);
+      const d = await connected(stack.gateway.url);
+      const early = await api.connectToken(d.device);
+      const revoked = await api.revokeDevice(d.device);
+      const revokedAt = Date.parse(revoked.revokedAt);
+
+      expect(await (await raw(auth(d.device, { secret: d.secret }))).closed).toEqual(refused);
+      const again: RegisterFrame = { t: FrameType.REGISTER, v: 1, app: app.app, device: d.device, secret: d.secret, platform: 'ios' };
+      expect(await (await raw(again)).closed).toEqual(refused);
+      expect(await (await raw(auth(d.device, { token: early }))).closed).toEqual(refused);
+      // The SDK with the stored credentials is refused too, and stops.
+      const states: string[] = [];
+      d.client.on('state', (s) => states.push(s));
+      await expect(d.client.connect()).rejects.toMatchObject({ close: CloseCode.AUTH_FAILED });
+      expect(d.client.state).toBe('closed');
+
+      // A token issued in a later second than the revocation vouches for the device again, under its id.
+      await new Promise((r) => setTimeout(r, Math.floor(revokedAt / 1000 + 1) * 1000 + 50 - Date.now()));
+      const late = await raw(auth(d.device, { token: await api.connectToken(d.device) }));
+      expect((await ready(late)).device).toBe(d.device);
+      // Revoking again changes nothing (the same time) and leaves that connection open, past the repeated word to the gateways.
+      expect(await api.revokeDevice(d.device)).toEqual(revoked);
+      let open = true;
+      void late.closed.then(() => (open = false));
+      await new Promise((r) => setTimeout(r, 1500));
+      expect(open).toBe(true);
+      late.close();
+      expect(await (await raw(auth(d.device, { secret: d.secret }))).closed).toEqual(refused);
+
+      // Registering anew is a new device, with its own id and secret.
+      const fresh = await ready(await raw({ t: FrameType.REGISTER, v: 1, app: app.app, platform: 'ios' }));
+      expect(fresh.device).not.toBe(d.device);
+      expect(fresh.secret).toBeDefined();
+    });
+
+    it("is 404 for another app's device and 400 for a malformed id, and changes nothing", async () => {
+      const d = await connected(stack.gateway.url);
+      const other: PushClient = stack.api(await stack.createApp('other'));
+      await expect(other.revokeDevice(d.device)).rejects.toMatchObject({ status: 404, code: 'DEVICE_NOT_FOUND' });
+      await expect(other.revokeDevice('not-a-uuid')).rejects.toMatchObject({ status: 400, code: 'VALIDATION_FAILED' });
+      await expect(stack.api(app).revokeDevice('0193e6f1-0000-7000-8000-000000000000')).rejects.toMatchObject({ status: 404, code: 'DEVICE_NOT_FOUND' });
+      await new Promise((r) => setTimeout(r, 300));
+      expect(d.client.state).toBe('ready');
+      expect(d.closes).toEqual([]);
+      expect((await stack.api(app).device(d.device)).revokedAt).toBeNull();
+      d.client.close();
+      const back = await ready(await raw(auth(d.device, { secret: d.secret })));
+      expect(back.device).toBe(d.device);
+    });
   });
 });

@@ -15,6 +15,7 @@ import { OperatorStore } from './operators.js';
 import { SessionStore } from './sessions.js';
 import { broadcastRoutes, createBroadcastService } from './routes/broadcast.js';
 import { channelRoutes } from './routes/channels.js';
+import { deviceCredentialRoutes } from './routes/device-credentials.js';
 import { keyRoutes } from './routes/keys.js';
 import { messageRoutes } from './routes/messages.js';
 import { registerOpenApi, serveOpenApi } from './openapi.js';
@@ -142,6 +143,7 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     scheduleRoutes(v1, scheduler);
     templateRoutes(v1, templates);
     profileRoutes(v1, deps);
+    deviceCredentialRoutes(v1, deps);
     receiptRoutes(v1, deps.db);
     reportRoutes(v1, deps);
     messageRoutes(v1, deps.db);

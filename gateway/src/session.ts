@@ -11,6 +11,8 @@ export interface Session {
   authTimer: NodeJS.Timeout | undefined;
   /** Closes a connection authenticated with a connect token once the token (and its grace) has run out. */
   tokenTimer?: NodeJS.Timeout;
+  /** The `iat` (s) of the connect token it authenticated with: such a connection outlives a revocation older than it. */
+  tokenIssuedAt?: number;
   device: Device | undefined;
   /** The subjects this socket added interest in, to remove on close. */
   subjects: string[];

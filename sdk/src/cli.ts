@@ -20,6 +20,7 @@ const USAGE = `usage: mps COMMAND [options]
   report ID                      a message's delivery funnel (status counts)
   device simulate [--count N] [--seconds S] [--platform P]
                                  connects N devices and prints what they receive
+  device revoke ID               revoke a device's credentials and close its connections
 options: --credentials FILE (default ./data/demo.json) or MPS_API_URL, MPS_KEY_ID, MPS_KEY_SECRET;
          --json for machine-readable output`;
 
@@ -243,7 +244,12 @@ export async function main(argv: string[], out: (line: string) => void = console
       result = await templates(api, rest, values);
       break;
     case 'device':
-      if (rest[0] !== 'simulate') throw new UsageError('usage: mps device simulate [--count N] [--seconds S]');
+      if (rest[0] === 'revoke') {
+        if (rest[1] === undefined) throw new UsageError('usage: mps device revoke ID');
+        result = await api.revokeDevice(rest[1]);
+        break;
+      }
+      if (rest[0] !== 'simulate') throw new UsageError('usage: mps device simulate [--count N] [--seconds S] | device revoke ID');
       result = await simulate(credentials, values, values.json ? () => undefined : out);
       break;
     default:

@@ -14,16 +14,20 @@ export interface Profile {
 /**
  * A NATS header on a device or user subject marks a control message for the gateways, not a device
  * frame: "the profile changed, reload it", or "this device connected again elsewhere" (with the
- * new connection's id in CONNECTION_HEADER), or a request "is this device connected?" that only
- * a gateway holding a ready socket of the device answers (no responders means offline).
+ * new connection's id in CONNECTION_HEADER), or "the device's credentials were revoked, close its
+ * connections" (with the time in REVOKED_AT_HEADER), or a request "is this device connected?" that
+ * only a gateway holding a ready socket of the device answers (no responders means offline).
  */
 export const CONTROL_HEADER = 'Mps-Control';
 export const PROFILE_CHANGED = 'profile';
 export const DEVICE_REPLACED = 'replaced';
+export const DEVICE_REVOKED = 'revoked';
 export const PRESENCE_QUERY = 'presence';
 export const CONNECTION_HEADER = 'Mps-Connection';
 /** When the new connection authenticated (ms): only connections older than it are replaced. */
 export const AUTHENTICATED_HEADER = 'Mps-Authenticated';
+/** When the device's credentials were revoked (ms since the epoch). */
+export const REVOKED_AT_HEADER = 'Mps-Revoked-At';
 
 const mergedTags = (column: string) =>
   `ARRAY(SELECT DISTINCT x FROM unnest(${column} || $2::text[]) x WHERE NOT (x = ANY($3::text[])) ORDER BY x)`;

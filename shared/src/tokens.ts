@@ -6,7 +6,7 @@
  *   - bind tokens (aud "mps:bind", sub = user id, optional `dev` = device id): bind a device to a user.
  * Any JWT library can make them; the server SDK has signDeviceToken.
  */
-import { decodeProtectedHeader, errors, jwtVerify, SignJWT } from 'jose';
+import { decodeJwt, decodeProtectedHeader, errors, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import type { SigningKey, VerifyingKey } from './signing.js';
 
 export const TokenAudience = { CONNECT: 'mps:connect', BIND: 'mps:bind' } as const;
@@ -65,7 +65,11 @@ export function tokenKeyId(token: string): string {
 export interface VerifiedToken {
   subject: string;
   device: string | undefined;
+  /** The `iat` claim (seconds since the epoch), if the token has one. */
+  issuedAt: number | undefined;
 }
+
+const issuedAtOf = ({ iat }: JWTPayload): number | undefined => (typeof iat === 'number' && Number.isFinite(iat) ? iat : undefined);
 
 /** Verifies with the key the token names; only that key's algorithm is accepted. */
 export async function verifyDeviceToken(token: string, key: VerifyingKey, audience: TokenAudience): Promise<VerifiedToken> {
@@ -76,10 +80,28 @@ export async function verifyDeviceToken(token: string, key: VerifyingKey, audien
       requiredClaims: ['sub', 'exp'],
     });
     if (typeof payload.sub !== 'string' || payload.sub === '') throw new TokenError('invalid', 'token subject must be a non-empty string');
-    return { subject: payload.sub, device: typeof payload.dev === 'string' ? payload.dev : undefined };
+    return {
+      subject: payload.sub,
+      device: typeof payload.dev === 'string' ? payload.dev : undefined,
+      issuedAt: issuedAtOf(payload),
+    };
   } catch (cause) {
     if (cause instanceof TokenError) throw cause;
     if (cause instanceof errors.JWTExpired) throw new TokenError('expired', 'token has expired', { cause });
     throw new TokenError('invalid', 'token is not valid', { cause });
   }
+}
+
+/** The `iat` claim (s) of a token whose signature was already verified (undefined: none). */
+export function tokenIssuedAt(token: string): number | undefined {
+  return issuedAtOf(decodeJwt(token));
+}
+
+/**
+ * Whether a connect token still vouches for a device whose credentials were revoked at
+ * `revokedAtMs`: only one issued after that second does (`iat` has whole seconds, so a token of the
+ * same second may predate the revocation); one without `iat` cannot show it does.
+ */
+export function issuedAfterRevocation(issuedAtS: number | undefined, revokedAtMs: number): boolean {
+  return issuedAtS !== undefined && issuedAtS * 1000 > revokedAtMs;
 }

@@ -102,6 +102,7 @@ function casesFor(op: Operation): Case[] | undefined {
     'GET /v1/devices/{id}/messages': [{ params: { id: o.device! }, expect: 'refused' }],
     'POST /v1/devices/{id}/tags': [{ params: { id: o.device! }, body: { add: ['from-a'], remove: ['device-tag'] }, expect: 'refused' }],
     'POST /v1/devices/{id}/attributes': [{ params: { id: o.device! }, body: { set: { tier: 'a' } }, expect: 'refused' }],
+    'POST /v1/devices/{id}/revoke': [{ params: { id: o.device! }, expect: 'refused' }],
     'GET /v1/users/{id}': [{ params: { id: 'bob' }, expect: 'own' }],
     'POST /v1/users/{id}/tags': [{ params: { id: 'bob' }, body: { add: ['from-a'], remove: [`tag-${secret}`] }, expect: 'own' }],
     'POST /v1/users/{id}/attributes': [{ params: { id: 'bob' }, body: { set: { tier: 'a' } }, expect: 'own' }],

@@ -2,8 +2,10 @@
  * Scenario 8: connection credentials that stop being valid while a device is connected. A connect
  * token that expires mid-session closes the connection with 4007 token_expired within the stated
  * grace (GATEWAY_TOKEN_GRACE_MS); an SDK with a token source comes back with a new token and
- * misses nothing. A device whose secret was revoked (its hash replaced in PostgreSQL: the API has
- * no route for it yet) cannot reconnect: 4006 auth_failed, and the SDK stops trying.
+ * misses nothing. A connected device whose credentials the business server revokes
+ * (POST /v1/devices/{id}/revoke) is closed with 4017 revoked within REVOKE_BOUND_MS; reconnecting
+ * with the old secret, or registering again with the old id and secret, is refused with
+ * 4006 auth_failed, the SDK stops trying, and a push made afterwards stays pending.
  */
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { CloseCode, encodeFrame, FrameType } from '@mps/shared';
@@ -19,13 +21,24 @@ const TOKEN_TTL_S = 2;
 const RENEWALS = sized(2, 10);
 /** A generous bound on when the close comes after exp + grace (the machine is shared and loaded). */
 const SLACK_MS = 5000;
+const REVOCATIONS = sized(3, 20);
+/** The revoked device's connection closes within this of the revoke call (normally milliseconds: one NATS message). */
+const REVOKE_BOUND_MS = 2000;
 
 let stack: TestStack;
 let app: CreatedApp;
 let api: PushClient;
 const lateness: number[] = [];
 const tally = { checked: 0, lost: 0, duplicates: 0, expired: 0 };
-const injected = { expiring_tokens: 0, revoked_secrets: 0 };
+const injected = { expiring_tokens: 0, revoked_secrets: 0, reconnects_with_revoked_secret: 0 };
+/** What the revoked devices saw: when their connection closed after the revoke call, with which reasons, and the refusals. */
+const revocation = {
+  bound_ms: REVOKE_BOUND_MS,
+  close_after_revoke_ms: [] as number[],
+  closes: {} as Record<string, number>,
+  reconnects_refused: 0,
+  registers_refused: 0,
+};
 
 beforeAll(async () => {
   stack = await startTestStack({ GATEWAY_TOKEN_GRACE_MS: String(GRACE_MS) });
@@ -43,7 +56,7 @@ afterAll(async () => {
     duplicates_shown: tally.duplicates,
     expired_shown: tally.expired,
     crashes: 0,
-    detail: { close_after_exp_plus_grace_ms: lateness },
+    detail: { close_after_exp_plus_grace_ms: lateness, revocation },
   });
   await stack?.stop();
 });
@@ -130,42 +143,57 @@ it('closes a token-authenticated raw socket that keeps pinging past its token, w
   expect(await socket.closed).toEqual({ code: 4007, reason: 'token_expired' });
 });
 
-it('refuses a device whose secret was revoked, and the SDK stops reconnecting', async () => {
-  const store = await registered();
-  const { device } = (await store.load())!;
-  const states: string[] = [];
-  const shown: MessageFrame[] = [];
-  const client = new DeviceClient({
-    url: stack.gateway.url,
-    app: app.app,
-    platform: 'ios',
-    credentials: store,
-    reconnect: { initialMs: 50, maxMs: 100 },
-    onMessage: (m) => {
-      shown.push(m);
-    },
-  });
-  client.on('state', (s) => states.push(s));
-  await client.connect();
-  const before = await api.pushSimple({ target: { device }, title: 'before revocation' });
-  await eventually(async () => (shown.length === 1 ? true : undefined));
+it('closes a connected device whose secret was revoked through the API with 4017, refuses the old secret, and the SDK stops', async () => {
+  for (let i = 0; i < REVOCATIONS; i++) {
+    const store = await registered();
+    const { device, secret } = (await store.load())!;
+    const states: string[] = [];
+    const shown: MessageFrame[] = [];
+    const client = new DeviceClient({
+      url: stack.gateway.url,
+      app: app.app,
+      platform: 'ios',
+      credentials: store,
+      reconnect: { initialMs: 50, maxMs: 100 },
+      onMessage: (m) => {
+        shown.push(m);
+      },
+    });
+    client.on('state', (s) => states.push(s));
+    const closes: { reason: string; at: number }[] = [];
+    client.on('error', (e) => e.close && closes.push({ reason: e.close.reason, at: Date.now() }));
+    await client.connect();
+    const before = await api.pushSimple({ target: { device }, title: 'before revocation' });
+    await eventually(async () => (shown.length === 1 ? true : undefined));
 
-  // Revoked: the stored hash no longer matches any secret the device has.
-  await stack.database.db.query(`UPDATE devices SET secret_hash = decode(repeat('00', 32), 'hex') WHERE id = $1`, [device]);
-  injected.revoked_secrets += 1;
-  const errors: string[] = [];
-  client.on('error', (e) => errors.push(e.close?.reason ?? e.code));
-  // The current connection is dropped (as a network failure would); the SDK tries to come back.
-  stack.gateway.gateway.close();
-  await stack.gateway.gateway.listen();
-  await eventually(async () => (client.state === 'closed' ? true : undefined), 10_000, 'the SDK to give up');
-  await new Promise((r) => setTimeout(r, 1000));
-  const after = await api.pushSimple({ target: { device }, title: 'after revocation' });
-  await new Promise((r) => setTimeout(r, 500));
-  tally.checked += 2;
-  expect(errors.filter((e) => e === 'auth_failed')).toHaveLength(1);
-  expect(client.state).toBe('closed');
-  expect(shown.map((m) => m.id)).toEqual([before.messageId]);
-  expect((await api.message(after.messageId)).counts).toMatchObject({ pending: 1, delivered: 0 });
-  client.close();
-});
+    const started = Date.now();
+    await api.revokeDevice(device);
+    injected.revoked_secrets += 1;
+    await eventually(async () => (client.state === 'closed' ? true : undefined), REVOKE_BOUND_MS + 5000, 'the revoked connection to close');
+    const [closed] = closes;
+    revocation.close_after_revoke_ms.push((closed?.at ?? Date.now()) - started);
+
+    // Coming back with the stored credentials, through the SDK and as a REGISTER keeping the id.
+    await expect(client.connect()).rejects.toMatchObject({ close: CloseCode.AUTH_FAILED });
+    revocation.reconnects_refused += 1;
+    const again = new RawSocket(stack.gateway.url);
+    await again.send(encodeFrame({ t: FrameType.REGISTER, v: 1, app: app.app, device, secret, platform: 'ios' }));
+    const registerClosed = await again.closed;
+    injected.reconnects_with_revoked_secret += 2;
+    if (registerClosed.code === CloseCode.AUTH_FAILED.code) revocation.registers_refused += 1;
+    for (const c of closes) revocation.closes[c.reason] = (revocation.closes[c.reason] ?? 0) + 1;
+
+    const after = await api.pushSimple({ target: { device }, title: 'after revocation' });
+    await new Promise((r) => setTimeout(r, 300));
+    tally.checked += 2;
+    expect(closes.map((c) => c.reason)).toEqual(['revoked', 'auth_failed']);
+    expect(closed!.at - started).toBeLessThan(REVOKE_BOUND_MS);
+    expect(registerClosed).toEqual({ code: CloseCode.AUTH_FAILED.code, reason: 'auth_failed' });
+    expect(client.state).toBe('closed');
+    // Never reconnected by itself: only the one connect() above, after the close.
+    expect(states.filter((s) => s === 'reconnecting')).toEqual([]);
+    expect(shown.map((m) => m.id)).toEqual([before.messageId]);
+    expect((await api.message(after.messageId)).counts).toMatchObject({ pending: 1, delivered: 0 });
+    client.close();
+  }
+}, sized(60_000, 180_000));

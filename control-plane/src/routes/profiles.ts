@@ -71,6 +71,7 @@ const DeviceOut = Type.Object({
   createdAt: Type.String(),
   lastSeenAt: Type.String(),
   online: Type.Boolean({ description: 'a gateway holds a ready connection of the device now' }),
+  revokedAt: Type.Union([Type.String(), Type.Null()], { description: 'when its credentials were revoked (POST /v1/devices/{id}/revoke)' }),
 });
 
 /** How long "is this device connected?" waits; a device no gateway holds is answered at once (no responders). */
@@ -102,6 +103,7 @@ interface DeviceRow {
   vendor_tokens: Record<string, string> | null;
   created_at: Date;
   last_seen_at: Date;
+  revoked_at: Date | null;
 }
 
 /** Vendor tokens are credentials of a kind: shown only by their ends. */
@@ -122,11 +124,12 @@ const deviceOut = (row: DeviceRow, online: boolean) => ({
   createdAt: row.created_at.toISOString(),
   lastSeenAt: row.last_seen_at.toISOString(),
   online,
+  revokedAt: row.revoked_at?.toISOString() ?? null,
 });
 
 const DEVICE_QUERY = `
   SELECT d.id, d.user_id, d.platform, d.os_version, d.app_version, d.sdk_version, d.locale, d.timezone, d.tags,
-         d.attributes, d.created_at, d.last_seen_at,
+         d.attributes, d.created_at, d.last_seen_at, d.revoked_at,
          (SELECT jsonb_object_agg(v.vendor, v.token) FROM device_vendor_tokens v WHERE v.device_id = d.id) AS vendor_tokens
   FROM devices d`;
 

@@ -116,6 +116,7 @@ export type VendorSendStatus = MessageStatus['vendor']['sends'][number]['status'
 export type KeyInfo = ResponseBody<'/v1/keys/{id}/disable', 'post', 200>;
 export type Profile = ResponseBody<'/v1/devices/{id}/tags', 'post', 200>;
 export type DeviceInfo = ResponseBody<'/v1/devices/{id}', 'get', 200>;
+export type DeviceRevoked = ResponseBody<'/v1/devices/{id}/revoke', 'post', 200>;
 /** One of a device's latest messages (GET /v1/devices/{id}/messages). */
 export type RecentMessage = ResponseBody<'/v1/devices/{id}/messages', 'get', 200>['messages'][number];
 
@@ -265,6 +266,15 @@ export class PushClient {
   /** The device's 20 latest messages, newest first, with their status for it. */
   deviceMessages(id: string): Promise<{ messages: RecentMessage[] }> {
     return this.request('GET', `/v1/devices/${encodeURIComponent(id)}/messages`);
+  }
+
+  /**
+   * Revokes the device's credentials: its secret stops working, connect tokens issued up to this
+   * second are refused, and its connections are closed (4017 revoked). Calling again answers the
+   * first revocation.
+   */
+  revokeDevice(id: string): Promise<DeviceRevoked> {
+    return this.request('POST', `/v1/devices/${encodeURIComponent(id)}/revoke`);
   }
 
   user(id: string): Promise<Profile & { userId: string; devices: DeviceInfo[] }> {
