@@ -1,10 +1,11 @@
 /**
  * The expiry sweep: marks pending targets past their validity period as expired (and says so as
- * events, for reports and receipts), and deletes messages long expired. Small batches under
+ * events, for reports and receipts, and in the device's gap, which it is told on its next
+ * connection), and deletes messages long expired. Small batches under
  * SKIP LOCKED: no long locks, and several control-plane processes can sweep side by side.
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import type { Db, Logger, Subjects } from '@mps/shared';
+import { ADD_TO_GAPS_SQL, type Db, type Logger, type Subjects } from '@mps/shared';
 import { emitTargetEvents, TARGET_ROW_SQL, type TargetRow } from './target-events.js';
 
 const BATCH = 1000;
@@ -32,7 +33,8 @@ export function startExpirySweep(deps: {
          FROM (SELECT device_id, message_id FROM inbox WHERE status = 'pending' AND expires_at <= now()
                LIMIT ${BATCH} FOR UPDATE SKIP LOCKED) x
          WHERE i.device_id = x.device_id AND i.message_id = x.message_id
-         RETURNING i.device_id, i.message_id)
+         RETURNING i.device_id, i.message_id, i.status),
+       gaps AS (${ADD_TO_GAPS_SQL})
        ${TARGET_ROW_SQL}`,
     );
     // Marked first, told second: a crash in between loses the event, never the state.

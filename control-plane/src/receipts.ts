@@ -23,7 +23,7 @@ import {
 } from '@mps/shared';
 
 /** The event kinds a receipt reports. */
-export const RECEIPT_KINDS: ReadonlySet<EventKind> = new Set(['delivered', 'opened', 'expired', 'revoked', 'failed']);
+export const RECEIPT_KINDS: ReadonlySet<EventKind> = new Set(['delivered', 'opened', 'expired', 'revoked', 'failed', 'dropped']);
 
 const BATCH = 500;
 const POST_TIMEOUT_MS = 5000;

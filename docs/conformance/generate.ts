@@ -176,6 +176,7 @@ const clientFrames: Array<[string, ClientFrame]> = [
       ],
     },
   ],
+  ['gap ack', { t: FrameType.GAP_ACK, expired: 3, dropped: 120 }],
 ];
 
 const serverFrames: Array<[string, ServerFrame]> = [
@@ -201,6 +202,7 @@ const serverFrames: Array<[string, ServerFrame]> = [
   ['bound: to no user (after unbind)', { t: FrameType.BOUND, user: null }],
   ['revoke', { t: FrameType.REVOKE, id: MESSAGE }],
   ['reconnect', { t: FrameType.RECONNECT, after: 2500 }],
+  ['gap: expired and dropped messages', { t: FrameType.GAP, expired: 3, dropped: 120 }],
   ['pong: with a field this version does not know, which clients ignore', { t: FrameType.PONG, load: 0.5 } as ServerFrame],
 ];
 
@@ -254,7 +256,7 @@ const errorCases: ErrorCase[] = [
   ['t as a string', 'client', v({ t: '4' }), CloseCode.UNKNOWN_FRAME],
   ['no t', 'client', v({ ids: [MESSAGE] }), CloseCode.UNKNOWN_FRAME],
   ['a server frame type (READY) sent by a client', 'client', v(ready), CloseCode.UNKNOWN_FRAME],
-  ['server: t = 70, a type this version does not know (clients ignore the frame)', 'server', v({ t: 70, why: 'newer gateway' }), CloseCode.UNKNOWN_FRAME],
+  ['server: t = 90, a type this version does not know (clients ignore the frame)', 'server', v({ t: 90, why: 'newer gateway' }), CloseCode.UNKNOWN_FRAME],
   ['server: a client frame type (PING) sent by a server', 'server', v({ t: FrameType.PING }), CloseCode.UNKNOWN_FRAME],
   // A known frame type whose fields break its schema.
   ['register without v', 'client', v(without(register, 'v')), CloseCode.INVALID_FRAME],
@@ -294,6 +296,8 @@ const errorCases: ErrorCase[] = [
   ["server: message of type 'loud'", 'server', v({ ...message, type: 'loud' }), CloseCode.INVALID_FRAME],
   ['server: message with a number among the extras', 'server', v({ ...message, extras: { count: 3 } }), CloseCode.INVALID_FRAME],
   ['server: reconnect with a negative delay', 'server', v({ t: FrameType.RECONNECT, after: -1 }), CloseCode.INVALID_FRAME],
+  ['gap ack with a negative count', 'client', v({ t: FrameType.GAP_ACK, expired: -1, dropped: 0 }), CloseCode.INVALID_FRAME],
+  ['server: gap without dropped', 'server', v({ t: FrameType.GAP, expired: 1 }), CloseCode.INVALID_FRAME],
 ];
 
 function errorVector([name, direction, input, expected]: ErrorCase): ErrorVector {

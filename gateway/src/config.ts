@@ -18,6 +18,11 @@ export const gatewaySpec = {
     default: 30_000,
     desc: 'a connection authenticated with a connect token is closed (4007 token_expired) this long after the token expires',
   }),
+  GATEWAY_INBOX_CAP: int({
+    min: 1,
+    default: 1000,
+    desc: 'pending messages a device gets on connecting; older ones are dropped and the device is told of them in a GAP frame',
+  }),
   GATEWAY_DRAIN_WINDOW_MS: int({ min: 0, default: 10_000, desc: 'on SIGTERM, devices are told to reconnect at random times within this window' }),
 };
 

@@ -1,6 +1,7 @@
 /** The gateway's view of devices in Postgres: register, authenticate, bind, report, and what is pending. */
 import { createHash } from 'node:crypto';
 import {
+  ADD_TO_GAPS_SQL,
   groupBy,
   groupCommit,
   storedSelection,
@@ -43,6 +44,20 @@ export interface Device extends DeviceProfile {
 export interface StoredBroadcast extends Selection {
   id: string;
   frame: Uint8Array;
+}
+
+/** What a device missed: messages due to it that it will never get. */
+export interface Gap {
+  expired: number;
+  dropped: number;
+}
+
+/** An inbox row that left 'pending' when its device connected. */
+export interface SettledRow {
+  device_id: string;
+  message_id: string;
+  status: 'expired' | 'dropped';
+  push_type: PushType;
 }
 
 export type AuthResult = { device: Device; secret?: string } | { failure: 'unknown_app' | 'bad_credentials' };
@@ -265,6 +280,57 @@ export class DeviceStore {
       return broadcast;
     };
     return new Map([...groupBy(result.rows, (row) => row.device)].map(([device, rows]) => [device, rows.map(broadcastOf)]));
+  }
+
+  /**
+   * Makes these devices' inboxes current before their catch-up: pending messages past their
+   * validity become 'expired' (the sweep would, later), and past the newest `cap` pending ones the
+   * oldest become 'dropped'; both count in the device's gap. Rows another transaction holds (the
+   * sweep, an ack) are left to it. Answers the rows changed, for their events.
+   */
+  async settleInboxes(deviceIds: string[], cap: number): Promise<SettledRow[]> {
+    const result = await this.db.query<SettledRow>(
+      `WITH x AS (
+         SELECT i.device_id, i.message_id FROM inbox i
+         WHERE i.device_id = ANY($1::uuid[]) AND i.status = 'pending' AND i.expires_at <= now()
+         UNION ALL
+         SELECT o.device_id, o.message_id FROM unnest($1::uuid[]) AS d(id)
+         CROSS JOIN LATERAL (
+           SELECT i.device_id, i.message_id FROM inbox i
+           WHERE i.device_id = d.id AND i.status = 'pending' AND i.expires_at > now()
+           ORDER BY i.seq DESC OFFSET $2
+         ) o),
+       locked AS (
+         SELECT i.device_id, i.message_id FROM inbox i JOIN x USING (device_id, message_id)
+         FOR UPDATE OF i SKIP LOCKED),
+       r AS (
+         UPDATE inbox i SET status = CASE WHEN i.expires_at <= now() THEN 'expired' ELSE 'dropped' END
+         FROM locked WHERE i.device_id = locked.device_id AND i.message_id = locked.message_id AND i.status = 'pending'
+         RETURNING i.device_id, i.message_id, i.status),
+       gaps AS (${ADD_TO_GAPS_SQL})
+       SELECT r.device_id, r.message_id, r.status, m.push_type FROM r JOIN messages m ON m.id = r.message_id`,
+      [deviceIds, cap],
+    );
+    return result.rows;
+  }
+
+  /** What each of these devices missed and was not told yet. */
+  async gaps(deviceIds: string[]): Promise<Map<string, Gap>> {
+    const result = await this.db.query<{ device_id: string; expired: number; dropped: number }>(
+      `SELECT device_id, expired, dropped FROM device_gaps
+       WHERE device_id = ANY($1::uuid[]) AND expired + dropped > 0`,
+      [deviceIds],
+    );
+    return new Map(result.rows.map((row) => [row.device_id, { expired: row.expired, dropped: row.dropped }]));
+  }
+
+  /** The device was told of this gap (what it missed since stays in it). */
+  async gapTold(device: Device, told: Gap): Promise<void> {
+    await this.db.query(
+      `UPDATE device_gaps SET expired = GREATEST(0, expired - $2), dropped = GREATEST(0, dropped - $3)
+       WHERE device_id = $1`,
+      [device.id, told.expired, told.dropped],
+    );
   }
 
   /** Encoded frames of the unexpired, unrevoked messages pending for these devices, in send order per device. */

@@ -121,7 +121,7 @@ describe('gateway device protocol', () => {
     socket.close();
   });
 
-  it('sends what is pending in the inbox when the device connects, in send order, skipping expired and revoked', async () => {
+  it('sends what is pending in the inbox when the device connects, in send order, skipping expired and revoked, after a GAP telling the expired one', async () => {
     const { socket, ready } = await registered();
     socket.close();
     await socket.closed;
@@ -144,9 +144,10 @@ describe('gateway device protocol', () => {
     await back.send(
       encodeFrame({ t: FrameType.AUTH, v: PROTOCOL_VERSION, app, device: ready.device, secret: ready.secret as string, platform: 'ios' }),
     );
-    await back.frame(3);
+    await back.frame(4);
     const received = back.frames.slice(1).map((f) => decodeServerFrame(f));
     expect(received).toEqual([
+      { t: FrameType.GAP, expired: 1, dropped: 0 },
       encodeAndDecode(ids[0] as string, 'm0', future),
       encodeAndDecode(ids[3] as string, 'm3', future),
     ]);

@@ -210,10 +210,19 @@ export function createGateway(deps: GatewayDeps): Gateway {
     // Interest first, inbox second: a message published in between arrives twice at worst (the SDK
     // drops the duplicate), never zero times.
     await hub.flush();
-    const pending = await devices.pendingFrames([...byDevice.keys()], 1000);
-    for (const { device, frame, id, pushType } of pending) {
-      pushTypes.remember(id, pushType);
+    const known = new Map([...byDevice].map(([id, group]) => [id, group[0]?.getUserData().device as Device]));
+    const sendTo = (device: string, frame: Uint8Array) => {
       for (const ws of byDevice.get(device) ?? []) if (ws.getUserData().state === 'ready') send(ws, frame);
+    };
+    const ids = [...byDevice.keys()];
+    for (const row of await devices.settleInboxes(ids, config.GATEWAY_INBOX_CAP)) {
+      tracker.record(row.status, known.get(row.device_id) as Device, row.message_id, row.push_type);
+    }
+    // What a device missed comes before what it gets: the app can resync, then show the rest.
+    for (const [device, gap] of await devices.gaps(ids)) sendTo(device, encodeFrame({ t: FrameType.GAP, ...gap }));
+    for (const { device, frame, id, pushType } of await devices.pendingFrames(ids, config.GATEWAY_INBOX_CAP)) {
+      pushTypes.remember(id, pushType);
+      sendTo(device, frame);
     }
   }
 

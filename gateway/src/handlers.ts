@@ -186,6 +186,10 @@ export function createFrameHandler(ctx: HandlerContext) {
       case FrameType.TRACK:
         for (const event of frame.events) tracker.record(event.ev, device, event.id, node.pushTypes.of(event.id), event.at);
         return;
+      case FrameType.GAP_ACK:
+        // Taken off even if the socket closes meanwhile: the device was told.
+        devices.gapTold(device, frame).catch((error: unknown) => log.error({ err: error, device: device.id }, 'gap ack not stored'));
+        return;
       case FrameType.PING:
         return node.sendFrame(ws, { t: FrameType.PONG });
       case FrameType.BIND:

@@ -17,6 +17,7 @@ export {
   type ConnectionState,
   type CredentialStore,
   type Credentials,
+  type Gap,
   type DeviceClientOptions,
 } from './device/client.js';
 export { DeviceClientError } from './device/errors.js';

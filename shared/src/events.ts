@@ -8,7 +8,8 @@ import { oneOf } from './schema.js';
 import type { Subjects } from './subjects.js';
 import { Compile } from 'typebox/compile';
 
-export const EventKind = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed'] as const;
+/** `dropped`: the oldest of more messages than a device's inbox keeps (GATEWAY_INBOX_CAP) when it connected. */
+export const EventKind = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed', 'dropped'] as const;
 export type EventKind = (typeof EventKind)[number];
 
 export const Channel = ['socket', 'apns', 'fcm', 'huawei', 'xiaomi'] as const;

@@ -4,7 +4,7 @@
  */
 import { createLogger, MasterKey } from '@mps/shared';
 import { buildApp, KeyStore, NonceGuard, startExpirySweep, startLedger, startReceipts, type AppDeps, type CreatedApp } from '@mps/control-plane';
-import { DeviceClient, PushClient, type DeviceClientOptions, type MessageFrame } from '@mps/sdk';
+import { DeviceClient, PushClient, type DeviceClientOptions, type Gap, type MessageFrame } from '@mps/sdk';
 import { jetstream } from '@nats-io/jetstream';
 import { createTestDatabase, createTestNats, eventually, type TestDatabase, type TestNats } from './services.js';
 import { startTestGateway, type TestGateway } from './gateway.js';
@@ -30,6 +30,8 @@ export interface TestDevice {
   id: string;
   shown: MessageFrame[];
   revoked: string[];
+  /** The gaps it was told of (GAP frames), in order. */
+  gaps: Gap[];
   /** Waits until `n` messages were shown. */
   waitFor(n: number, ms?: number): Promise<MessageFrame[]>;
 }
@@ -75,6 +77,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}, ap
     device: async (created, options = {}) => {
       const shown: MessageFrame[] = [];
       const revoked: string[] = [];
+      const gaps: Gap[] = [];
       const client = new DeviceClient({
         url: gateway.url,
         app: created.app,
@@ -86,6 +89,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}, ap
         ...options,
       });
       client.on('revoke', (id) => revoked.push(id));
+      client.on('gap', (gap) => gaps.push(gap));
       devices.push(client);
       const id = await client.connect();
       return {
@@ -93,6 +97,7 @@ export async function startTestStack(gatewayEnv: Record<string, string> = {}, ap
         id,
         shown,
         revoked,
+        gaps,
         waitFor: (n, ms = 10_000) => eventually(async () => (shown.length >= n ? shown : undefined), ms, `${n} messages shown`),
       };
     },

@@ -106,7 +106,7 @@ describe('reports on chDB', () => {
     const quiet = await timeSeries(store, parseSeriesRequest({ app: APP, granularity: 'minute', from: T0 - 600_000, to: T0 - 480_000 }));
     expect(quiet.series).toHaveLength(1);
     expect(quiet.series[0]?.counts.delivered).toEqual([0, 0]);
-    expect(Object.keys(quiet.series[0]?.counts ?? {})).toEqual(['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed']);
+    expect(Object.keys(quiet.series[0]?.counts ?? {})).toEqual(['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed', 'dropped']);
   });
 
   it('gives the same counts from the per-dimension tables as from the tables of every combination', async () => {

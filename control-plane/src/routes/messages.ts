@@ -11,7 +11,7 @@ import { ApiError } from '../errors.js';
 
 const TARGETS_SHOWN = 100;
 
-const InboxStatus = ['pending', 'delivered', 'expired', 'revoked', 'failed'] as const;
+const InboxStatus = ['pending', 'delivered', 'expired', 'revoked', 'failed', 'dropped'] as const;
 type InboxStatus = (typeof InboxStatus)[number];
 
 const VendorSendStatus = ['sending', 'retry', 'sent', 'failed', 'skipped'] as const;
@@ -24,6 +24,7 @@ const Counts = Type.Object({
   expired: Type.Integer(),
   revoked: Type.Integer(),
   failed: Type.Integer(),
+  dropped: Type.Integer(),
 });
 type Counts = Record<'targeted' | InboxStatus, number>;
 
@@ -119,7 +120,7 @@ async function countsOf(db: Db, messages: MessageRow[]): Promise<Map<string, Cou
   const countedFromInbox = new Set(messages.filter((m) => m.targeted === null).map((m) => m.id));
   for (const m of messages) {
     // A broadcast has no inbox rows: its reach was counted when it was sent.
-    counts.set(m.id, { targeted: m.targeted ?? 0, pending: 0, delivered: 0, expired: 0, revoked: 0, failed: 0 });
+    counts.set(m.id, { targeted: m.targeted ?? 0, pending: 0, delivered: 0, expired: 0, revoked: 0, failed: 0, dropped: 0 });
   }
   for (const r of rows.rows) {
     const c = counts.get(r.message_id) as Counts;
@@ -217,7 +218,7 @@ export function messageRoutes(app: Api, db: Db): void {
       ]);
       if (found.rowCount === 0) throw new ApiError('TASK_NOT_FOUND', `no task ${request.params.id} in this app`);
       const counts = await countsOf(db, found.rows);
-      const total: Counts = { targeted: 0, pending: 0, delivered: 0, expired: 0, revoked: 0, failed: 0 };
+      const total: Counts = { targeted: 0, pending: 0, delivered: 0, expired: 0, revoked: 0, failed: 0, dropped: 0 };
       for (const c of counts.values()) for (const k of Object.keys(total) as (keyof Counts)[]) total[k] += c[k];
       return { taskId: request.params.id, counts: total, messages: found.rows.map((m) => summaryOf(m, counts.get(m.id) as Counts)) };
     },

@@ -7,17 +7,15 @@
  *   version, channel and push type.
  */
 import Type, { type Static } from 'typebox';
-import type { Db, NatsConnection, Subjects } from '@mps/shared';
+import { EventKind, type Db, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from '../api.js';
 import { appOf } from '../auth.js';
 import { ApiError } from '../errors.js';
 
-// The next three mirror analytics/src/reports/protocol.ts until shared/ holds the report protocol.
+// The next two mirror analytics/src/reports/protocol.ts until shared/ holds the report protocol.
 const GRANULARITIES = ['minute', 'hour', 'day'] as const;
 const DIMENSIONS = ['platform', 'appVersion', 'channel', 'pushType'] as const;
 
-const KINDS = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed'] as const;
-type Kind = (typeof KINDS)[number];
 const REPORT_TIMEOUT_MS = 15_000;
 
 const Counts = Type.Object({
@@ -29,6 +27,7 @@ const Counts = Type.Object({
   expired: Type.Integer(),
   revoked: Type.Integer(),
   failed: Type.Integer(),
+  dropped: Type.Integer(),
 });
 const Rate = Type.Union([Type.Number(), Type.Null()]);
 
@@ -52,7 +51,7 @@ const SeriesQuery = Type.Object(
     from: Type.String({ format: 'date-time' }),
     to: Type.Optional(Type.String({ format: 'date-time', description: 'default: now' })),
     by: Type.Optional(Type.String({ pattern: list(DIMENSIONS), description: 'comma-separated dimensions to split by' })),
-    kinds: Type.Optional(Type.String({ pattern: list(KINDS), description: 'comma-separated event kinds (default: all)' })),
+    kinds: Type.Optional(Type.String({ pattern: list(EventKind), description: 'comma-separated event kinds (default: all)' })),
     platform: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     appVersion: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
     channel: Type.Optional(Type.String({ minLength: 1, maxLength: 2000 })),
@@ -111,7 +110,7 @@ export function reportRoutes(app: Api, deps: { nc: NatsConnection; subjects: Sub
     const ids = messages.map((m) => m.id);
     const reply = await ask(deps.nc, deps.subjects.reportFunnel, ids.length === 1 ? { app: appId, message: ids[0] } : { app: appId, messages: ids });
     const funnel = (reply.funnel ?? {}) as Record<string, number>;
-    const counts = Object.fromEntries(KINDS.map((k) => [k, funnel[k] ?? 0])) as Record<Kind, number>;
+    const counts = Object.fromEntries(EventKind.map((k) => [k, funnel[k] ?? 0])) as Record<EventKind, number>;
     const targeted = messages.reduce((sum, m) => sum + m.targeted, 0);
     return {
       id,

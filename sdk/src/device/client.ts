@@ -11,6 +11,7 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   type ClientFrame,
+  type GapFrame,
   type MessageFrame,
   type Platform,
   type ServerFrame,
@@ -75,10 +76,19 @@ export interface DeviceClientOptions {
   connectToken?: (device: string) => Promise<string>;
   /** Called for each new message; the message is acked when it resolves. */
   onMessage?: (message: MessageFrame) => void | Promise<void>;
+  /**
+   * Called when messages meant for this device were lost to it (expired before it connected, or
+   * dropped past its inbox's cap): resync with your business server. Acked when it resolves;
+   * until then it is told again on every connection.
+   */
+  onGap?: (gap: Gap) => void | Promise<void>;
   /** How many recent message ids are remembered to drop duplicates. */
   dedupCapacity?: number;
   reconnect?: { initialMs?: number; maxMs?: number };
 }
+
+/** How many messages meant for the device it missed, by why. */
+export type Gap = Omit<GapFrame, 't'>;
 
 export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
 
@@ -89,6 +99,8 @@ export interface DeviceClientEvents extends Record<string, unknown> {
   revoke: string;
   /** The device's user after a bind or unbind. */
   bound: string | null;
+  /** Messages meant for this device that it will never get: resync with your business server. */
+  gap: Gap;
   error: DeviceClientError;
 }
 
@@ -323,6 +335,9 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
         return this.emit('revoke', frame.id);
       case FrameType.RECONNECT:
         return this.reconnectAfter(frame.after);
+      case FrameType.GAP:
+        this.handling = this.handling.then(() => this.tellGap({ expired: frame.expired, dropped: frame.dropped }));
+        return this.handling;
     }
   }
 
@@ -361,6 +376,18 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     }
     // Duplicates and expired messages are acked too, so the gateway stops resending them.
     this.ack(message.id);
+  }
+
+  private async tellGap(gap: Gap): Promise<void> {
+    try {
+      this.emit('gap', gap);
+      await this.options.onGap?.(gap);
+    } catch (cause) {
+      this.emit('error', new DeviceClientError('handler', 'the gap handler failed', undefined, { cause }));
+      return;
+    }
+    // Unsent, it is not lost: the gateway tells the gap again on the next connection.
+    this.send({ t: FrameType.GAP_ACK, ...gap });
   }
 
   /**

@@ -1267,6 +1267,7 @@ export interface paths {
                                 expired: number;
                                 revoked: number;
                                 failed: number;
+                                dropped: number;
                             };
                             /** @description delivery = delivered / targeted, display = arrived / delivered, open = opened / arrived; null when the divisor is 0 */
                             rates: {
@@ -1331,6 +1332,7 @@ export interface paths {
                                 expired: number;
                                 revoked: number;
                                 failed: number;
+                                dropped: number;
                             };
                             /** @description delivery = delivered / targeted, display = arrived / delivered, open = opened / arrived; null when the divisor is 0 */
                             rates: {
@@ -1459,11 +1461,12 @@ export interface paths {
                                 expired: number;
                                 revoked: number;
                                 failed: number;
+                                dropped: number;
                             };
                             /** @description the first 100 targets in send order */
                             targets: {
                                 device: string;
-                                status: "pending" | "delivered" | "expired" | "revoked" | "failed";
+                                status: "pending" | "delivered" | "expired" | "revoked" | "failed" | "dropped";
                                 channel: string | null;
                                 deliveredAt: string | null;
                             }[];
@@ -1545,6 +1548,7 @@ export interface paths {
                                     expired: number;
                                     revoked: number;
                                     failed: number;
+                                    dropped: number;
                                 };
                             }[];
                             next: string | null;
@@ -1594,6 +1598,7 @@ export interface paths {
                                 expired: number;
                                 revoked: number;
                                 failed: number;
+                                dropped: number;
                             };
                             messages: {
                                 id: string;
@@ -1610,6 +1615,7 @@ export interface paths {
                                     expired: number;
                                     revoked: number;
                                     failed: number;
+                                    dropped: number;
                                 };
                             }[];
                         };

@@ -54,6 +54,7 @@ const clientFrames: Array<[string, ClientFrame]> = [
   ['tags', { t: FrameType.TAGS, add: ['vip', 'beta'], remove: ['trial'] }],
   ['attributes', { t: FrameType.ATTRIBUTES, set: { tier: 'gold', city: null } }],
   ['track', { t: FrameType.TRACK, events: [{ id: 'm1', ev: 'arrived', at: 1_700_000_000_000 }, { id: 'm1', ev: 'opened' }] }],
+  ['gap ack', { t: FrameType.GAP_ACK, expired: 2, dropped: 0 }],
   ['ack, 256 ids', { t: FrameType.ACK, ids: Array.from({ length: 256 }, (_, i) => `m${i}`) }],
   ['ping', { t: FrameType.PING }],
 ];
@@ -80,6 +81,7 @@ const serverFrames: Array<[string, ServerFrame]> = [
   ['unbound', { t: FrameType.BOUND, user: null }],
   ['revoke', { t: FrameType.REVOKE, id: 'm1' }],
   ['reconnect', { t: FrameType.RECONNECT, after: 2500 }],
+  ['gap', { t: FrameType.GAP, expired: 2, dropped: 5 }],
 ];
 
 describe('encodeFrame / decodeClientFrame / decodeServerFrame', () => {

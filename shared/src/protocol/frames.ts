@@ -20,6 +20,7 @@ export const FrameType = {
   TAGS: 8,
   ATTRIBUTES: 9,
   TRACK: 10,
+  GAP_ACK: 11,
   // gateway -> device
   READY: 64,
   MESSAGE: 65,
@@ -27,6 +28,7 @@ export const FrameType = {
   BOUND: 67,
   REVOKE: 68,
   RECONNECT: 69,
+  GAP: 70,
 } as const;
 
 export const Vendor = ['apns', 'fcm', 'huawei', 'xiaomi'] as const;
@@ -139,6 +141,16 @@ export const TrackFrame = Type.Object({
   ),
 });
 
+const GapCounts = {
+  /** Passed their validity period before the device got them. */
+  expired: Type.Integer({ minimum: 0 }),
+  /** The oldest of more pending messages than the device's inbox keeps. */
+  dropped: Type.Integer({ minimum: 0 }),
+};
+
+/** The device was told of a gap: the counts of the GAP frame it answers. */
+export const GapAckFrame = Type.Object({ t: Type.Literal(FrameType.GAP_ACK), ...GapCounts });
+
 export const ReadyFrame = Type.Object({
   t: Type.Literal(FrameType.READY),
   device: Id,
@@ -176,6 +188,13 @@ export const RevokeFrame = Type.Object({ t: Type.Literal(FrameType.REVOKE), id: 
 /** The gateway is going away: reconnect (to any gateway) after `after` ms. */
 export const ReconnectFrame = Type.Object({ t: Type.Literal(FrameType.RECONNECT), after: Type.Integer({ minimum: 0 }) });
 
+/**
+ * Messages meant for this device that it will never get (the explicit signal that the delivery
+ * promise could not be kept, as FCM's "deleted messages"): resync with the business server. Sent
+ * after READY, before the pending messages, until the device answers with GAP_ACK.
+ */
+export const GapFrame = Type.Object({ t: Type.Literal(FrameType.GAP), ...GapCounts });
+
 export type RegisterFrame = Static<typeof RegisterFrame>;
 export type AuthFrame = Static<typeof AuthFrame>;
 export type AckFrame = Static<typeof AckFrame>;
@@ -192,6 +211,8 @@ export type TrackFrame = Static<typeof TrackFrame>;
 export type BoundFrame = Static<typeof BoundFrame>;
 export type RevokeFrame = Static<typeof RevokeFrame>;
 export type ReconnectFrame = Static<typeof ReconnectFrame>;
+export type GapFrame = Static<typeof GapFrame>;
+export type GapAckFrame = Static<typeof GapAckFrame>;
 
 export type ClientFrame =
   | RegisterFrame
@@ -203,8 +224,9 @@ export type ClientFrame =
   | VendorTokenFrame
   | TagsFrame
   | AttributesFrame
-  | TrackFrame;
-export type ServerFrame = ReadyFrame | MessageFrame | PongFrame | BoundFrame | RevokeFrame | ReconnectFrame;
+  | TrackFrame
+  | GapAckFrame;
+export type ServerFrame = ReadyFrame | MessageFrame | PongFrame | BoundFrame | RevokeFrame | ReconnectFrame | GapFrame;
 
 export const clientFrameSchemas = {
   [FrameType.REGISTER]: RegisterFrame,
@@ -217,6 +239,7 @@ export const clientFrameSchemas = {
   [FrameType.TAGS]: TagsFrame,
   [FrameType.ATTRIBUTES]: AttributesFrame,
   [FrameType.TRACK]: TrackFrame,
+  [FrameType.GAP_ACK]: GapAckFrame,
 } as const;
 
 export const serverFrameSchemas = {
@@ -226,4 +249,5 @@ export const serverFrameSchemas = {
   [FrameType.BOUND]: BoundFrame,
   [FrameType.REVOKE]: RevokeFrame,
   [FrameType.RECONNECT]: ReconnectFrame,
+  [FrameType.GAP]: GapFrame,
 } as const;
