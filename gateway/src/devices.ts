@@ -10,7 +10,9 @@ import {
   type Profile,
   userProfile,
   encodeMessage,
+  FrameType,
   isUuid,
+  tokenIssuedAt,
   newId,
   newSecret,
   type AuthFrame,
@@ -123,16 +125,19 @@ function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow):
 
 /**
  * Records the current facts of the devices connecting together; a device's row comes back only if
- * its secret hash matches (or none is given: a token already verified). The subquery in RETURNING
- * reads the statement's snapshot: last_seen_at as it was before this connection.
+ * its secret hash matches (or none is given: a token already verified) and its credentials were not
+ * revoked, or it brings a connect token issued after the second of the revocation (the rule of
+ * issuedAfterRevocation). The subquery in RETURNING reads the statement's snapshot: last_seen_at as
+ * it was before this connection.
  */
 const UPDATE_FACTS = `
   UPDATE devices d SET platform = v.platform, os_version = v.os_version, app_version = v.app_version,
          sdk_version = v.sdk_version, locale = v.locale, timezone = v.timezone, last_seen_at = now()
-  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[])
-         AS v(id, app, platform, os_version, app_version, sdk_version, locale, timezone, hash),
+  FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[], $9::bytea[], $10::float8[])
+         AS v(id, app, platform, os_version, app_version, sdk_version, locale, timezone, hash, issued_at),
        apps a
   WHERE d.id = v.id AND d.app_id = v.app AND a.id = d.app_id AND (v.hash IS NULL OR d.secret_hash = v.hash)
+    AND (d.revoked_at IS NULL OR (v.hash IS NULL AND to_timestamp(v.issued_at) > d.revoked_at))
   RETURNING d.id, d.user_id, d.tags, d.attributes, a.device_tags_writable, d.broadcast_cursor,
     (SELECT p.last_seen_at FROM devices p WHERE p.id = d.id) AS seen_before,
     (SELECT up.tags FROM user_profiles up WHERE up.app_id = d.app_id AND up.user_id = d.user_id) AS user_tags,
@@ -142,6 +147,8 @@ interface FactsUpdate {
   frame: RegisterFrame | AuthFrame;
   device: string;
   hash: Buffer | null;
+  /** The `iat` (s) of the connect token, for a device authenticating with one. */
+  issuedAt: number | null;
 }
 
 export interface PendingFrame {
@@ -167,6 +174,7 @@ export class DeviceStore {
       first.map((u) => u.frame.app),
       ...Array.from({ length: 6 }, (_, i) => facts.map((f) => f[i])),
       first.map((u) => u.hash),
+      first.map((u) => u.issuedAt),
     ]);
     const rows = new Map(r.rows.map((row) => [row.id, row]));
     const again = updates.filter((u) => !first.includes(u));
@@ -196,10 +204,16 @@ export class DeviceStore {
     return { device: deviceOf(frame, id, { user_id: null, tags: [], attributes: {}, user_tags: null, user_attributes: null, broadcast_cursor: id, seen_before: new Date(), ...appRow }), secret };
   }
 
-  /** Checks the device's secret (or, with `secret` null, a token already verified) and records its facts. */
+  /** Checks the device's secret (or, with `secret` null, the frame's connect token, already verified) and records its facts. */
   async authenticate(frame: RegisterFrame | AuthFrame, deviceId: string, secret: string | null): Promise<AuthResult> {
     if (!isUuid(deviceId)) return { failure: 'bad_credentials' };
-    const row = await this.updateFacts({ frame, device: deviceId, hash: secret === null ? null : hashSecret(secret) });
+    const token = secret === null && frame.t === FrameType.AUTH ? frame.token : undefined;
+    const row = await this.updateFacts({
+      frame,
+      device: deviceId,
+      hash: secret === null ? null : hashSecret(secret),
+      issuedAt: token === undefined ? null : (tokenIssuedAt(token) ?? null),
+    });
     if (!row) return { failure: 'bad_credentials' };
     return { device: deviceOf(frame, deviceId, row) };
   }

@@ -12,6 +12,9 @@ import {
   CONNECTION_HEADER,
   CONTROL_HEADER,
   DEVICE_REPLACED,
+  DEVICE_REVOKED,
+  issuedAfterRevocation,
+  REVOKED_AT_HEADER,
   PRESENCE_QUERY,
   PROFILE_CHANGED,
   decodeBroadcast,
@@ -181,6 +184,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       }
       if (control === PRESENCE_QUERY) {
         for (const ws of sockets) if (ws.getUserData().state === 'ready') return msg.respond();
+        return;
+      }
+      if (control === DEVICE_REVOKED) {
+        // A connection made with a connect token issued after the revocation is vouched for anew.
+        const revokedAt = Number(msg.headers?.get(REVOKED_AT_HEADER));
+        for (const ws of sockets) if (!issuedAfterRevocation(ws.getUserData().tokenIssuedAt, revokedAt)) close(ws, CloseCode.REVOKED);
         return;
       }
       if (control === DEVICE_REPLACED) {

@@ -104,6 +104,7 @@ export function createFrameHandler(ctx: HandlerContext) {
       const check = await checkToken(frame.token as string, TokenAudience.CONNECT, frame.app);
       if (check === 'expired') return node.close(ws, CloseCode.TOKEN_EXPIRED);
       if (check === 'invalid' || check.subject !== frame.device) return node.close(ws, CloseCode.AUTH_FAILED, 'connect token');
+      session.tokenIssuedAt = check.issuedAt;
       result = await devices.authenticate(frame, frame.device, null);
     }
     if (session.state === 'closed') return;

@@ -755,6 +755,8 @@ export interface paths {
                             lastSeenAt: string;
                             /** @description a gateway holds a ready connection of the device now */
                             online: boolean;
+                            /** @description when its credentials were revoked (POST /v1/devices/{id}/revoke) */
+                            revokedAt: string | null;
                         };
                     };
                 };
@@ -967,6 +969,8 @@ export interface paths {
                                 lastSeenAt: string;
                                 /** @description a gateway holds a ready connection of the device now */
                                 online: boolean;
+                                /** @description when its credentials were revoked (POST /v1/devices/{id}/revoke) */
+                                revokedAt: string | null;
                             }[];
                         };
                     };
@@ -1142,6 +1146,47 @@ export interface paths {
             };
         };
         post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/v1/devices/{id}/revoke": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path: {
+                    id: string;
+                };
+                cookie?: never;
+            };
+            requestBody?: never;
+            responses: {
+                /** @description Default Response */
+                200: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": {
+                            id: string;
+                            /** @description when the credentials were first revoked; connect tokens must be issued after its second */
+                            revokedAt: string;
+                        };
+                    };
+                };
+            };
+        };
         delete?: never;
         options?: never;
         head?: never;
