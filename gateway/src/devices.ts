@@ -34,8 +34,8 @@ export interface Device extends DeviceProfile {
   /** The device's own tags and attributes, and its user's; `tags` / `attributes` are their merge. */
   own: Profile;
   user: Profile;
-  tags: Set<string>;
-  attributes: Record<string, string>;
+  tags: ReadonlySet<string>;
+  attributes: Readonly<Record<string, string>>;
   tagsWritable: boolean;
   /** The newest broadcast this device has acked (null: none yet). */
   broadcastCursor: string | null;
@@ -88,38 +88,57 @@ interface DeviceRow {
   seen_before: Date;
 }
 
+// A gateway holds tens of thousands of devices, most without tags or attributes, whose facts repeat
+// (versions, locales, time zones): they share one empty set, one empty profile, one copy of a value.
+const NO_TAGS: ReadonlySet<string> = new Set();
+const NO_ATTRIBUTES: Readonly<Record<string, string>> = Object.freeze({});
+const NO_PROFILE: Profile = { tags: [], attributes: NO_ATTRIBUTES };
+const INTERNED_VALUES = 10_000;
+const interned = new Map<string, string>();
+
+/** The one copy of a value that many devices carry (the first INTERNED_VALUES distinct ones). */
+export function intern(value: string): string {
+  const known = interned.get(value);
+  if (known !== undefined) return known;
+  if (interned.size < INTERNED_VALUES) interned.set(value, value);
+  return value;
+}
+
+const isEmpty = (attributes: Readonly<Record<string, string>>): boolean => Object.keys(attributes).length === 0;
+
+const profileOf = (tags: string[] | null, attributes: Record<string, string> | null): Profile =>
+  (tags ?? []).length === 0 && isEmpty(attributes ?? NO_ATTRIBUTES) ? NO_PROFILE : { tags: tags ?? [], attributes: attributes ?? {} };
+
 /** Conditions see the union of the device's and its user's tags; the user's attribute values win. */
 export function setProfiles(device: Device, own: Profile, user: Profile): void {
   device.own = own;
   device.user = user;
-  device.tags = new Set([...own.tags, ...user.tags]);
-  device.attributes = { ...own.attributes, ...user.attributes };
+  device.tags = own.tags.length + user.tags.length === 0 ? NO_TAGS : new Set([...own.tags, ...user.tags]);
+  device.attributes = isEmpty(own.attributes) && isEmpty(user.attributes) ? NO_ATTRIBUTES : { ...own.attributes, ...user.attributes };
 }
-
-const NO_PROFILE: Profile = { tags: [], attributes: {} };
 
 function deviceOf(frame: RegisterFrame | AuthFrame, id: string, row: DeviceRow): Device {
   const device: Device = {
     id,
-    app: frame.app,
+    app: intern(frame.app),
     userId: row.user_id,
     facts: {
-      platform: frame.platform,
-      osVersion: frame.osVersion ?? '',
-      appVersion: frame.appVersion ?? '',
-      sdkVersion: frame.sdkVersion ?? '',
-      locale: frame.locale ?? '',
-      timezone: frame.timezone ?? '',
+      platform: intern(frame.platform) as Platform,
+      osVersion: intern(frame.osVersion ?? ''),
+      appVersion: intern(frame.appVersion ?? ''),
+      sdkVersion: intern(frame.sdkVersion ?? ''),
+      locale: intern(frame.locale ?? ''),
+      timezone: intern(frame.timezone ?? ''),
     },
     own: NO_PROFILE,
     user: NO_PROFILE,
-    tags: new Set(),
-    attributes: {},
+    tags: NO_TAGS,
+    attributes: NO_ATTRIBUTES,
     tagsWritable: row.device_tags_writable,
     broadcastCursor: row.broadcast_cursor,
     seenBefore: row.seen_before.getTime(),
   };
-  setProfiles(device, { tags: row.tags, attributes: row.attributes }, { tags: row.user_tags ?? [], attributes: row.user_attributes ?? {} });
+  setProfiles(device, profileOf(row.tags, row.attributes), profileOf(row.user_tags, row.user_attributes));
   return device;
 }
 
@@ -253,8 +272,9 @@ export class DeviceStore {
   /** Reads the device's own and its user's tags and attributes again (after a bind, or an API change). */
   async reloadProfiles(device: Device): Promise<void> {
     const r = await this.db.query<Profile>('SELECT tags, attributes FROM devices WHERE id = $1', [device.id]);
+    const own = r.rows[0] ?? NO_PROFILE;
     const user = device.userId === null ? NO_PROFILE : await userProfile(this.db, device.app, device.userId);
-    setProfiles(device, r.rows[0] ?? NO_PROFILE, user);
+    setProfiles(device, profileOf(own.tags, own.attributes), profileOf(user.tags, user.attributes));
   }
 
   /**

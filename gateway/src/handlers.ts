@@ -21,7 +21,7 @@ import {
   type VerifiedToken,
 } from '@mps/shared';
 import type { GatewayConfig } from './config.js';
-import { setProfiles, type AuthResult, type Device, type DeviceStore } from './devices.js';
+import { intern, setProfiles, type AuthResult, type Device, type DeviceStore } from './devices.js';
 import { broadcastTopic, type Node, type Socket } from './gateway.js';
 import type { Metrics } from './metrics.js';
 import type { Tracker } from './tracking.js';
@@ -85,7 +85,7 @@ export function createFrameHandler(ctx: HandlerContext) {
 
   function setInterest(ws: Socket, device: Device): void {
     const session = ws.getUserData();
-    const wanted = [subjects.device(device.app, device.id), subjects.broadcast(device.app)];
+    const wanted = [subjects.device(device.app, device.id), intern(subjects.broadcast(device.app))];
     if (device.userId !== null) wanted.push(subjects.user(device.app, device.userId));
     for (const subject of session.subjects) if (!wanted.includes(subject)) node.hub.remove(subject, ws);
     for (const subject of wanted) if (!session.subjects.includes(subject)) node.hub.add(subject, ws);

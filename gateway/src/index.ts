@@ -2,3 +2,4 @@
 export { createGateway, type Gateway, type GatewayDeps } from './gateway.js';
 export { loadGatewayConfig, gatewaySpec, type GatewayConfig } from './config.js';
 export { createMetrics, serveAdmin, type Metrics } from './metrics.js';
+export { Hub, type Deliverer } from './hub.js';
