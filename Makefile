@@ -24,7 +24,7 @@ clean:
 # bench/results/REPORT.md with its plots. bench/README.md says what each one measures.
 BENCHES := $(filter-out run report reliability %.test,$(basename $(notdir $(wildcard bench/src/*.ts))))
 bench:
-	@bash -c 'source scripts/services.sh && ensure_all && { [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || apt_install mosquitto; }'
+	@bash -c 'source scripts/services.sh && ensure_all && { [ -x /usr/sbin/mosquitto ] || command -v mosquitto >/dev/null || apt_install mosquitto; } && { [ -x /usr/sbin/pgbouncer ] || command -v pgbouncer >/dev/null || apt_install pgbouncer; }'
 	@set -e; for name in $(BENCHES); do printf '\n\033[1m[mps]\033[0m bench %s\n' "$$name"; npm run --silent bench -- "$$name"; done
 	@npm run --silent bench -- report
 
