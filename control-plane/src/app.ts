@@ -3,7 +3,7 @@ import Fastify, { type FastifyBaseLogger, type FastifyError } from 'fastify';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { JetStreamClient } from '@nats-io/jetstream';
 import rateLimit from '@fastify/rate-limit';
-import { ChannelStore, ensureVendorStream, jetstreamManagerFor, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
+import { ChannelStore, ensureVendorStream, isOutage, jetstreamManagerFor, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
 import type { Api } from './api.js';
 import { appOf, registerAuthentication } from './auth.js';
 import { DEFAULT_CONSOLE_DIR, loadConsoleAssets, serveConsole } from './console-assets.js';
@@ -58,6 +58,23 @@ export interface ConsoleOptions {
 const CONSOLE_DEFAULTS: ConsoleOptions = { dir: DEFAULT_CONSOLE_DIR, sessionTtlS: 12 * 3600, secureCookie: true, signInsPerMinute: 20 };
 
 const BODY_LIMIT = 1024 * 1024;
+/** The dotted path of the first string (value or key) holding U+0000, '' for the value itself. */
+function nulField(value: unknown, path = ''): string | undefined {
+  if (typeof value === 'string') return value.includes('\u0000') ? path : undefined;
+  if (typeof value !== 'object' || value === null) return undefined;
+  for (const [key, item] of Object.entries(value)) {
+    const at = path === '' ? key : `${path}.${key}`;
+    if (key.includes('\u0000')) return at;
+    const found = nulField(item, at);
+    if (found !== undefined) return found;
+  }
+  return undefined;
+}
+
+const nulError = (field: string) => new ApiError('VALIDATION_FAILED', 'text may not contain U+0000 (NUL)', { field });
+
+/** Retry-After of a request refused while PostgreSQL or NATS is away (clients back off from there). */
+const OUTAGE_RETRY_AFTER_S = 1;
 
 export async function buildApp(deps: AppDeps): Promise<Api> {
   const app = Fastify({
@@ -75,11 +92,21 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
   app.addContentTypeParser('application/json', { parseAs: 'buffer' }, (request, body, done) => {
     request.rawBody = body as Buffer;
     if ((body as Buffer).length === 0) return done(null, undefined);
+    let parsed: unknown;
     try {
-      done(null, JSON.parse((body as Buffer).toString('utf8')));
+      parsed = JSON.parse((body as Buffer).toString('utf8'));
     } catch (cause) {
-      done(new ApiError('BAD_JSON', 'the body is not valid JSON', { cause }), undefined);
+      return done(new ApiError('BAD_JSON', 'the body is not valid JSON', { cause }), undefined);
     }
+    // JSON can only carry a NUL escaped: look for one in the values only when the bytes have one.
+    const field = (body as Buffer).includes('\\u0000') ? nulField(parsed) : undefined;
+    if (field !== undefined) return done(nulError(field), undefined);
+    done(null, parsed);
+  });
+  // PostgreSQL stores no U+0000 in text: refused here, with the field, rather than failing there.
+  app.addHook('preValidation', async (request) => {
+    const field = nulField(request.params) ?? nulField(request.query);
+    if (field !== undefined) throw nulError(field);
   });
 
   app.setErrorHandler((error: FastifyError | ApiError, request, reply) => {
@@ -95,6 +122,11 @@ export async function buildApp(deps: AppDeps): Promise<Api> {
     if (error.statusCode === 415) return reply.code(415).send(errorBody('UNSUPPORTED_MEDIA_TYPE', 'send application/json'));
     if (error.statusCode !== undefined && error.statusCode < 500) {
       return reply.code(error.statusCode).send(errorBody('VALIDATION_FAILED', error.message));
+    }
+    if (isOutage(error)) {
+      // PostgreSQL or NATS is away: nothing was accepted, and the same request will do once it is back.
+      request.log.warn({ err: error }, 'request refused during an outage');
+      return reply.code(503).header('retry-after', String(OUTAGE_RETRY_AFTER_S)).send(errorBody('UNAVAILABLE', 'the service is briefly unavailable: retry'));
     }
     request.log.error({ err: error }, 'request failed');
     return reply.code(500).send(errorBody('INTERNAL', 'internal error'));

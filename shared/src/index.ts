@@ -20,3 +20,4 @@ export * from './profiles.js';
 export * from './channels.js';
 export * from './group-commit.js';
 export * from './collections.js';
+export * from './outages.js';

@@ -44,12 +44,7 @@ const byKind: Record<string, number> = {};
 const statuses: Record<string, number> = {};
 const serverErrors: string[] = [];
 let acceptedLiterally = 0;
-/**
- * Known defect, reported to the lead (control-plane/, not this suite's to change): a U+0000 in any
- * text field or path parameter reaches PostgreSQL, which refuses it, and the API answers
- * 500 INTERNAL instead of 400. Sent and recorded here (detail.defects) but not asserted until the
- * control plane refuses NUL at its JSON boundary; then move it into INJECTIONS.
- */
+/** PostgreSQL stores no U+0000 in text: the API refuses it in a body, a path or a query with 400. */
 const NUL = 'nul\u0000byte';
 const defects: string[] = [];
 
@@ -244,15 +239,18 @@ it('answers every malformed request with a clear 4xx and changes nothing', async
   }
   expect(serverErrors).toEqual([]);
 
-  // The known NUL defect: recorded, not asserted (see NUL above).
-  for (const [url, body] of [
-    ['/v1/push/simple', { target: { user: 'u1' }, title: NUL }],
-    ['/v1/push/simple', { target: { user: NUL }, title: 't' }],
-    ['/v1/users/u1/tags', { add: [NUL] }],
+  for (const [method, url, body, field] of [
+    ['POST', '/v1/push/simple', { target: { user: 'u1' }, title: NUL }, 'title'],
+    ['POST', '/v1/push/simple', { target: { user: NUL }, title: 't' }, 'target.user'],
+    ['POST', '/v1/users/u1/tags', { add: [NUL] }, 'add.0'],
+    ['POST', '/v1/push/simple', { target: { user: 'u1' }, title: 't', extras: { [NUL]: 'x' } }, `extras.${NUL}`],
+    ['GET', '/v1/users/nul%00byte', undefined, 'id'],
+    ['GET', '/v1/messages?mode=nul%00byte', undefined, 'mode'],
   ] as const) {
-    const answer = await send(stack.apiUrl, 'POST', url, body, sign);
+    const answer = await send(stack.apiUrl, method, url, body, sign);
     checked += 1;
-    if (answer.status >= 500) defects.push(`U+0000 in a text field of POST ${url}: ${answer.status} ${answer.body.error?.code}`);
+    byKind.nul = (byKind.nul ?? 0) + 1;
+    expect({ url, status: answer.status, code: answer.body.error?.code, field: answer.body.error?.field }).toEqual({ url, status: 400, code: 'VALIDATION_FAILED', field });
   }
   // The tables are all there, and the other app is untouched.
   expect(await snapshot(stack.database.db, canary.app)).toEqual(canaryBefore);
