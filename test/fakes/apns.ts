@@ -6,7 +6,7 @@
 import { randomUUID, type KeyObject } from 'node:crypto';
 import {
   credentials, fakeOf, isObject, nowSeconds, parseJson, Rules, serve, verifyJwt,
-  type Exchange, type Fake, type Received, type Reply, type RuleScope,
+  type Exchange, type Fake, type Received, type Refused, type Reply, type RuleScope,
 } from './common.js';
 import type { TestTls } from './tls.js';
 
@@ -109,6 +109,7 @@ class Refusal {
 export async function startFakeApns(options: ApnsOptions): Promise<FakeApns> {
   const rules = new Rules<ApnsRule>();
   const received: Received<ApnsBody>[] = [];
+  const refused: Refused<ApnsBody>[] = [];
 
   function handle(exchange: Exchange): Reply {
     const checked = check(exchange, options);
@@ -117,6 +118,10 @@ export async function startFakeApns(options: ApnsOptions): Promise<FakeApns> {
     const rule = rules.forToken(token);
     if (rule !== undefined) {
       const status = rule.status ?? APNS_REASONS[rule.reason];
+      refused.push({
+        token, headers: exchange.headers, body, at: Date.now(), connection: exchange.connection, status, reason: rule.reason,
+        ...(rule.retryAfter !== undefined && { retryAfter: rule.retryAfter }),
+      });
       return {
         status,
         headers: rule.retryAfter === undefined ? {} : { 'retry-after': String(rule.retryAfter) },
@@ -124,7 +129,7 @@ export async function startFakeApns(options: ApnsOptions): Promise<FakeApns> {
       };
     }
     const apnsId = exchange.headers['apns-id']?.toLowerCase() ?? randomUUID();
-    received.push({ token, headers: exchange.headers, body, at: Date.now() });
+    received.push({ token, headers: exchange.headers, body, at: Date.now(), connection: exchange.connection });
     return { status: 200, headers: { 'apns-id': apnsId } };
   }
 
@@ -134,10 +139,11 @@ export async function startFakeApns(options: ApnsOptions): Promise<FakeApns> {
       http1: false,
       ...(options.auth.kind === 'certificate' ? { clientCa: options.auth.ca } : {}),
       maxBodyBytes: 64 * 1024,
+      goawayData: JSON.stringify({ reason: 'Shutdown' }),
     },
     handle,
   );
-  return fakeOf(listener, rules, received);
+  return fakeOf(listener, rules, received, refused);
 }
 
 function refuse(reason: ApnsReason): Reply {

@@ -1,9 +1,10 @@
 /**
  * What the vendor fakes share: a TLS server on 127.0.0.1, the bookkeeping every fake exposes
- * (what it accepted, how many requests it saw), scripted error answers, and JWT checks.
+ * (what it accepted and refused, on which connection, how many requests it saw), scripted error
+ * answers, a server-initiated shutdown of its connections (HTTP/2 GOAWAY), and JWT checks.
  */
 import { verify, type KeyObject } from 'node:crypto';
-import http2, { type Http2ServerRequest, type Http2ServerResponse } from 'node:http2';
+import http2, { type Http2ServerRequest, type Http2ServerResponse, type ServerHttp2Session } from 'node:http2';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TLSSocket } from 'node:tls';
@@ -17,6 +18,33 @@ export interface Received<Body = unknown> {
   body: Body;
   /** Date.now() when the fake accepted it. */
   at: number;
+  /** The TLS connection it came on: `Connection.id`. */
+  connection: number;
+}
+
+/** One notification a scripted rule refused, for one device token. */
+export interface Refused<Body = unknown> extends Received<Body> {
+  status: number;
+  /** The vendor's reason or code in the answer. */
+  reason: string;
+  /** Seconds sent as `Retry-After`. */
+  retryAfter?: number;
+}
+
+export interface Goaways {
+  /** HTTP/2 GOAWAY frames sent, and HTTP/1.1 connections told to close. */
+  sent: number;
+  /** Streams refused unprocessed because they came after a GOAWAY. */
+  refusedStreams: number;
+}
+
+/** A TLS connection the fake accepted. */
+export interface Connection {
+  /** 1 for the first connection, and so on. */
+  id: number;
+  protocol: 'h2' | 'http/1.1';
+  opened: number;
+  closed?: number;
 }
 
 /** A request to a vendor's OAuth token endpoint. */
@@ -32,8 +60,14 @@ export interface Fake<Rule, Body = unknown> {
   port: number;
   /** Every notification accepted, one entry per device token, in order. */
   received: Received<Body>[];
+  /** Every notification a rule refused, one entry per device token, in order. */
+  refused: Refused<Body>[];
   /** Every request that reached the fake, refused ones included. */
   readonly requests: number;
+  /** Every TLS connection accepted so far, in order. */
+  readonly connections: readonly Connection[];
+  /** What `goaway` did: connections told to go away, and HTTP/2 streams refused after a GOAWAY. */
+  readonly goaways: Goaways;
   /** Answer with an error from now on (for `times` answers, or for good). */
   answer(rule: Rule): void;
   /**
@@ -41,6 +75,15 @@ export interface Fake<Rule, Body = unknown> {
    * delivers a notification whether or not the sender lives to read the answer.
    */
   latency(ms: number): void;
+  /**
+   * Shuts connections down as a vendor's front end does. HTTP/2: a GOAWAY (NO_ERROR); the streams
+   * handled before it are answered, later ones are refused unprocessed (REFUSED_STREAM, safe for the
+   * client to retry), and the client opens a new connection. HTTP/1.1: the next answer on each
+   * connection says `Connection: close`. With `atRequest`, it happens when that many more requests
+   * have arrived, on the connection of the last (over HTTP/2 that request is refused: a GOAWAY
+   * racing the client's streams). Otherwise at once, on every open connection.
+   */
+  goaway(atRequest?: number): void;
   close(): Promise<void>;
 }
 
@@ -89,6 +132,8 @@ export interface Exchange {
   body: Buffer;
   /** The TLS connection (client certificate checks). */
   socket: TLSSocket;
+  /** Its `Connection.id`. */
+  connection: number;
 }
 
 export interface Reply {
@@ -104,7 +149,10 @@ export interface Listener {
   origin: string;
   port: number;
   readonly requests: number;
+  readonly connections: readonly Connection[];
+  readonly goaways: Goaways;
   latency(ms: number): void;
+  goaway(atRequest?: number): void;
   close(): Promise<void>;
 }
 
@@ -116,6 +164,27 @@ export interface ServeOptions {
   clientCa?: string;
   /** Larger bodies get a bare 413 before any vendor check. */
   maxBodyBytes?: number;
+  /** The debug data of an HTTP/2 GOAWAY (APNs sends its JSON error body). */
+  goawayData?: string;
+}
+
+/** How long a GOAWAY is given to reach the client before the connection may be ended. */
+const GOAWAY_GRACE_MS = 50;
+
+/** Per connection: what a GOAWAY needs to know and do. */
+interface Live {
+  record: Connection;
+  socket: TLSSocket;
+  session?: ServerHttp2Session;
+  /** HTTP/2: the highest stream handled; after a GOAWAY, higher ones are refused. */
+  lastStream: number;
+  /** Requests handled and not answered yet. */
+  inFlight: number;
+  goneAway: boolean;
+  /** The GOAWAY has had time to reach the client. */
+  goawayDelivered: boolean;
+  /** HTTP/1.1: the next answer closes the connection. */
+  closeAfterAnswer: boolean;
 }
 
 /** Serves `handle` over TLS on 127.0.0.1 (a free port), HTTP/2 by ALPN and optionally HTTP/1.1. */
@@ -128,19 +197,95 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
     ...(options.clientCa === undefined ? {} : { requestCert: true, rejectUnauthorized: false, ca: options.clientCa }),
   });
   const sockets = new Set<TLSSocket>();
+  const connections: Connection[] = [];
+  // By the client's address: HTTP/2 requests see the socket through a proxy object, not itself.
+  const live = new Map<string, Live>();
   let requests = 0;
   let delayMs = 0;
+  let goawayIn: number | undefined;
+  const goaways: Goaways = { sent: 0, refusedStreams: 0 };
 
-  server.on('secureConnection', (socket: TLSSocket) => {
-    sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+  const addressOf = (socket: { remoteAddress?: string; remotePort?: number }) => `${socket.remoteAddress}:${socket.remotePort}`;
+
+  // http2 makes a connection's session in its own 'secureConnection' listener, before this one's.
+  const sessions = new Map<string, ServerHttp2Session>();
+  server.on('session', (session: ServerHttp2Session) => {
+    const address = addressOf(session.socket);
+    const conn = live.get(address);
+    if (conn) conn.session = session;
+    else sessions.set(address, session);
   });
+  server.on('secureConnection', (socket: TLSSocket) => {
+    const record: Connection = { id: connections.length + 1, protocol: socket.alpnProtocol === 'h2' ? 'h2' : 'http/1.1', opened: Date.now() };
+    connections.push(record);
+    const address = addressOf(socket);
+    live.set(address, {
+      record, socket, session: sessions.get(address), lastStream: 0, inFlight: 0, goneAway: false, goawayDelivered: false, closeAfterAnswer: false,
+    });
+    sessions.delete(address);
+    sockets.add(socket);
+    socket.once('close', () => {
+      record.closed = Date.now();
+      if (live.get(address)?.record === record) live.delete(address);
+      sockets.delete(socket);
+    });
+  });
+
+  function goAway(conn: Live, lastStream: number): void {
+    if (conn.record.protocol === 'h2') {
+      const session = conn.session;
+      if (session === undefined || conn.goneAway || session.closed || session.destroyed) return;
+      conn.goneAway = true;
+      conn.lastStream = lastStream;
+      goaways.sent += 1;
+      session.goaway(http2.constants.NGHTTP2_NO_ERROR, lastStream, Buffer.from(options.goawayData ?? ''));
+      setTimeout(() => {
+        conn.goawayDelivered = true;
+        closeWhenDrained(conn);
+      }, GOAWAY_GRACE_MS).unref();
+    } else if (!conn.closeAfterAnswer) {
+      conn.closeAfterAnswer = true;
+      goaways.sent += 1;
+    }
+  }
+
+  /**
+   * After a GOAWAY the server ends the connection once the streams it kept are answered (Node's
+   * client, having closed its session, leaves the socket open). Not with session.close(): its own
+   * GOAWAY would name the highest stream begun, refused ones included, which the client takes for
+   * a protocol error, failing streams it was still reading.
+   */
+  function closeWhenDrained(conn: Live): void {
+    if (conn.goneAway && conn.goawayDelivered && conn.inFlight === 0) conn.socket.destroySoon();
+  }
+
   server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {
     requests += 1;
-    void respond(req, res);
+    const conn = live.get(addressOf(req.socket));
+    const stream = req.httpVersionMajor === 2 ? req.stream : undefined;
+    if (conn !== undefined && goawayIn !== undefined && --goawayIn === 0) {
+      goawayIn = undefined;
+      goAway(conn, conn.lastStream);
+    }
+    if (conn !== undefined && stream?.id !== undefined) {
+      if (conn.goneAway && stream.id > conn.lastStream) {
+        goaways.refusedStreams += 1;
+        stream.close(http2.constants.NGHTTP2_REFUSED_STREAM);
+        return;
+      }
+      conn.lastStream = Math.max(conn.lastStream, stream.id);
+    }
+    if (conn !== undefined) {
+      conn.inFlight += 1;
+      res.once('close', () => {
+        conn.inFlight -= 1;
+        closeWhenDrained(conn);
+      });
+    }
+    void respond(req, res, conn);
   });
 
-  async function respond(req: Http2ServerRequest, res: Http2ServerResponse): Promise<void> {
+  async function respond(req: Http2ServerRequest, res: Http2ServerResponse, conn: Live | undefined): Promise<void> {
     let gone = false;
     res.once('close', () => {
       gone = true;
@@ -158,6 +303,7 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
           headers: plainHeaders(req.headers),
           body,
           socket: req.socket as TLSSocket,
+          connection: conn?.record.id ?? 0,
         });
     } catch (error) {
       // A bug in a fake must show up in the test that hit it, not vanish.
@@ -167,6 +313,7 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
     if (gone) return;
     const payload = reply.body === undefined ? '' : typeof reply.body === 'string' ? reply.body : JSON.stringify(reply.body);
     const headers: Record<string, string> = typeof reply.body === 'object' ? { 'content-type': 'application/json; charset=UTF-8' } : {};
+    if (conn?.closeAfterAnswer) headers.connection = 'close';
     res.writeHead(reply.status, { ...headers, ...reply.headers, 'content-length': String(Buffer.byteLength(payload)) });
     res.end(payload);
   }
@@ -187,8 +334,18 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
     get requests() {
       return requests;
     },
+    connections,
+    goaways,
     latency(ms: number) {
       delayMs = ms;
+    },
+    goaway(atRequest?: number) {
+      if (atRequest !== undefined) {
+        if (!(Number.isInteger(atRequest) && atRequest > 0)) throw new RangeError(`atRequest must be a positive integer, got ${atRequest}`);
+        goawayIn = atRequest;
+        return;
+      }
+      for (const conn of live.values()) goAway(conn, conn.lastStream);
     },
     close() {
       closing ??= new Promise<void>((resolve, reject) => {
@@ -201,16 +358,25 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
 }
 
 /** The public face of a fake: its listener, rules and record put together. */
-export function fakeOf<Rule extends RuleScope, Body>(listener: Listener, rules: Rules<Rule>, received: Received<Body>[]): Fake<Rule, Body> {
+export function fakeOf<Rule extends RuleScope, Body>(
+  listener: Listener,
+  rules: Rules<Rule>,
+  received: Received<Body>[],
+  refused: Refused<Body>[],
+): Fake<Rule, Body> {
   return {
     origin: listener.origin,
     port: listener.port,
     received,
+    refused,
     get requests() {
       return listener.requests;
     },
+    connections: listener.connections,
+    goaways: listener.goaways,
     answer: (rule) => rules.add(rule),
     latency: (ms) => listener.latency(ms),
+    goaway: (atRequest) => listener.goaway(atRequest),
     close: () => listener.close(),
   };
 }

@@ -123,6 +123,40 @@ describe('fake APNs with @parse/node-apn', () => {
     }
   });
 
+  it('sends GOAWAY: streams before it are answered, later ones refused unprocessed, and the client connects again', async () => {
+    const client = new apn.Provider({
+      token: { key: key.p8, keyId: key.keyId, teamId: key.teamId }, address: '127.0.0.1', port: apns.port, ca: [tls.ca], connectionRetryLimit: 0,
+    });
+    const note = () => new apn.Notification({ alert: 'bye', topic: TOPIC, pushType: 'alert' });
+    try {
+      await client.send(note(), deviceToken());
+      const [connectionsBefore, goawaysBefore, receivedBefore] = [apns.connections.length, apns.goaways.sent, apns.received.length];
+      apns.goaway(5);
+      const tokens = Array.from({ length: 20 }, deviceToken);
+      const racing = await client.send(note(), tokens);
+      const refused = apns.goaways.refusedStreams;
+      expect(apns.goaways.sent).toBe(goawaysBefore + 1);
+      expect(racing.sent).toHaveLength(4);
+      expect(racing.failed).toHaveLength(16);
+      expect(refused).toBeGreaterThanOrEqual(1);
+      // What failed never reached the fake: resending it duplicates nothing.
+      expect(apns.received.slice(receivedBefore).map((r) => r.token)).toEqual(racing.sent.map((s) => s.device));
+      const again = await client.send(note(), racing.failed.map((f) => f.device));
+      expect(again.failed).toEqual([]);
+      expect(apns.connections.length).toBe(connectionsBefore + 1);
+      expect(apns.connections.at(-2)?.closed).toBeDefined();
+
+      // At once, on every connection: the open one closes, the next send connects again.
+      apns.goaway();
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      expect(apns.connections.at(-1)?.closed).toBeDefined();
+      expect((await client.send(note(), deviceToken())).failed).toEqual([]);
+      expect(apns.connections.length).toBe(connectionsBefore + 2);
+    } finally {
+      await client.shutdown();
+    }
+  });
+
   it('with certificate auth, accepts a client certificate from the CA and refuses a connection without one', async () => {
     const certApns = await startFakeApns({ tls, auth: { kind: 'certificate', ca: tls.ca } });
     const options = { address: '127.0.0.1', port: certApns.port, ca: [tls.ca] };

@@ -6,7 +6,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import {
   credentials, fakeOf, isObject, nowSeconds, parseJson, Rules, serve, verifyJwt,
-  type Exchange, type Fake, type Received, type Reply, type RuleScope, type TokenRequest,
+  type Exchange, type Fake, type Received, type Refused, type Reply, type RuleScope, type TokenRequest,
 } from './common.js';
 import type { FcmServiceAccount } from './keys.js';
 import type { TestTls } from './tls.js';
@@ -72,6 +72,7 @@ interface Grant {
 export async function startFakeFcm(options: FcmOptions): Promise<FakeFcm> {
   const rules = new Rules<FcmRule>();
   const received: Received<FcmBody>[] = [];
+  const refused: Refused<FcmBody>[] = [];
   const tokenRequests: TokenRequest[] = [];
   const grants = new Map<string, Grant>();
   const account = options.serviceAccount;
@@ -127,9 +128,16 @@ export async function startFakeFcm(options: FcmOptions): Promise<FakeFcm> {
     const request = body as unknown as FcmBody;
     const target = targetOf(request.message);
     const rule = rules.forToken(target);
-    if (rule !== undefined) return fcmError(rule);
+    if (rule !== undefined) {
+      const reply = fcmError(rule);
+      refused.push({
+        token: target, headers: exchange.headers, body: request, at: Date.now(), connection: exchange.connection, status: reply.status, reason: rule.error,
+        ...(rule.retryAfter !== undefined && { retryAfter: rule.retryAfter }),
+      });
+      return reply;
+    }
     if (request.validate_only === true) return { status: 200, body: { name: `projects/${project}/messages/fake_message_id` } };
-    received.push({ token: target, headers: exchange.headers, body: request, at: Date.now() });
+    received.push({ token: target, headers: exchange.headers, body: request, at: Date.now(), connection: exchange.connection });
     const id = `0:${Date.now()}${randomInt(100000, 999999)}%${randomBytes(8).toString('hex')}`;
     return { status: 200, body: { name: `projects/${project}/messages/${id}` } };
   }
@@ -140,7 +148,7 @@ export async function startFakeFcm(options: FcmOptions): Promise<FakeFcm> {
     if (exchange.method === 'POST' && match !== null) return send(exchange, decodeURIComponent(match[1] ?? ''));
     return rpcError(404, 'NOT_FOUND', `The requested URL ${exchange.path} was not found on this server.`);
   });
-  return Object.assign(fakeOf(listener, rules, received), {
+  return Object.assign(fakeOf(listener, rules, received, refused), {
     tokenRequests,
     expireTokens() {
       for (const grant of grants.values()) grant.expiresAt = 0;

@@ -6,7 +6,7 @@
 import { randomBytes, randomInt } from 'node:crypto';
 import {
   credentials, fakeOf, isObject, parseJson, Rules, serve,
-  type Exchange, type Fake, type Received, type Reply, type RuleScope, type TokenRequest,
+  type Exchange, type Fake, type Received, type Refused, type Reply, type RuleScope, type TokenRequest,
 } from './common.js';
 import type { TestTls } from './tls.js';
 
@@ -74,6 +74,7 @@ class Outcome {
 export async function startFakeHuawei(options: HuaweiOptions): Promise<FakeHuawei> {
   const rules = new Rules<HuaweiRule>();
   const received: Received<HuaweiBody>[] = [];
+  const refused: Refused<HuaweiBody>[] = [];
   const tokenRequests: TokenRequest[] = [];
   const grants = new Map<string, Grant>();
 
@@ -98,24 +99,32 @@ export async function startFakeHuawei(options: HuaweiOptions): Promise<FakeHuawe
     const checked = checkRequest(exchange.body);
     if (checked instanceof Outcome) return answer(checked);
 
+    const tokens = Array.isArray(checked.message.token) ? (checked.message.token as string[]) : [];
+    const at = Date.now();
+    const refuse = (token: string, status: number, reason: string, retryAfter?: number) =>
+      refused.push({ token, headers: exchange.headers, body: checked, at, connection: exchange.connection, status, reason, ...(retryAfter !== undefined && { retryAfter }) });
+
     const rule = rules.take((r) => r.token === undefined);
     if (rule !== undefined && rule.token === undefined) {
       const headers: Record<string, string> = rule.retryAfter === undefined ? {} : { 'retry-after': String(rule.retryAfter) };
-      if (rule.code === undefined) return { status: rule.status ?? 503, headers };
-      return { ...answer(new Outcome(rule.code, rule.msg), rule.status), headers };
+      const reply: Reply = rule.code === undefined
+        ? { status: rule.status ?? 503, headers }
+        : { ...answer(new Outcome(rule.code, rule.msg), rule.status), headers };
+      for (const token of tokens) refuse(token, reply.status, rule.code ?? `HTTP ${reply.status}`, rule.retryAfter);
+      return reply;
     }
     if (checked.validate_only === true) return answer(new Outcome('80000000'));
 
-    const tokens = Array.isArray(checked.message.token) ? (checked.message.token as string[]) : [];
     const illegal = tokens.filter((token) => rules.take((r) => r.token === token) !== undefined);
-    const at = Date.now();
     for (const token of tokens) {
-      if (!illegal.includes(token)) received.push({ token, headers: exchange.headers, body: checked, at });
+      if (!illegal.includes(token)) received.push({ token, headers: exchange.headers, body: checked, at, connection: exchange.connection });
     }
     if (tokens.length === 0) {
       // A topic or condition message: recorded once under its target.
-      received.push({ token: String(checked.message.topic ?? checked.message.condition), headers: exchange.headers, body: checked, at });
+      received.push({ token: String(checked.message.topic ?? checked.message.condition), headers: exchange.headers, body: checked, at, connection: exchange.connection });
     }
+    const illegalCode: HuaweiCode = illegal.length === tokens.length ? '80300007' : '80100000';
+    for (const token of illegal) refuse(token, HUAWEI_CODES[illegalCode].status, illegalCode);
     if (illegal.length === 0) return answer(new Outcome('80000000'));
     if (illegal.length === tokens.length) return answer(new Outcome('80300007'));
     const msg = JSON.stringify({ success: tokens.length - illegal.length, failure: illegal.length, illegal_tokens: illegal });
@@ -128,7 +137,7 @@ export async function startFakeHuawei(options: HuaweiOptions): Promise<FakeHuawe
     if (exchange.method === 'POST' && match !== null) return send(exchange, decodeURIComponent(match[1] ?? ''));
     return { status: 404, body: { code: '404', msg: 'Not Found' } };
   });
-  return Object.assign(fakeOf(listener, rules, received), {
+  return Object.assign(fakeOf(listener, rules, received, refused), {
     tokenRequests,
     expireTokens() {
       for (const grant of grants.values()) grant.expiresAt = 0;

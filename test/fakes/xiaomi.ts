@@ -5,7 +5,7 @@
  * rewrite an official SDK's host list.
  */
 import { randomBytes } from 'node:crypto';
-import { fakeOf, Rules, serve, type Exchange, type Fake, type Received, type Reply } from './common.js';
+import { fakeOf, Rules, serve, type Exchange, type Fake, type Received, type Refused, type Reply } from './common.js';
 import type { TestTls } from './tls.js';
 
 /** Result codes the fake answers with (dev.mi.com error-code page), with `reason` and `description`. */
@@ -47,6 +47,7 @@ export interface FakeXiaomi extends Fake<XiaomiRule, XiaomiBody> {
   invalidRegids: string[];
 }
 
+const NO_VALID_TARGETS = 20301;
 const SEND_PATHS = new Set(['/v3/message/regid', '/v2/message/regid']);
 const FEEDBACK_PATH = '/v1/feedback/fetch_invalid_regids';
 const MAX_TITLE_CHARS = 50;
@@ -61,6 +62,7 @@ class Outcome {
 export async function startFakeXiaomi(options: XiaomiOptions): Promise<FakeXiaomi> {
   const rules = new Rules<XiaomiRule>();
   const received: Received<XiaomiBody>[] = [];
+  const refused: Refused<XiaomiBody>[] = [];
   const invalidRegids: string[] = [];
 
   function send(exchange: Exchange): Reply {
@@ -69,19 +71,27 @@ export async function startFakeXiaomi(options: XiaomiOptions): Promise<FakeXiaom
     if (checked instanceof Outcome) return error(checked);
     const { body, regids } = checked;
 
+    const at = Date.now();
+    const refuse = (token: string, status: number, reason: string, retryAfter?: number) =>
+      refused.push({ token, headers: exchange.headers, body, at, connection: exchange.connection, status, reason, ...(retryAfter !== undefined && { retryAfter }) });
+
     const rule = rules.take((r) => r.token === undefined);
     if (rule !== undefined && rule.token === undefined) {
       const headers: Record<string, string> = rule.retryAfter === undefined ? {} : { 'retry-after': String(rule.retryAfter) };
-      if (rule.code === undefined) return { status: rule.status ?? 503, headers };
-      return { ...error(new Outcome(rule.code, rule.reason), rule.status), headers };
+      const reply: Reply = rule.code === undefined
+        ? { status: rule.status ?? 503, headers }
+        : { ...error(new Outcome(rule.code, rule.reason), rule.status), headers };
+      for (const regid of regids) refuse(regid, reply.status, rule.code === undefined ? `HTTP ${reply.status}` : String(rule.code), rule.retryAfter);
+      return reply;
     }
 
     const invalid = regids.filter((regid) => rules.take((r) => r.token === regid) !== undefined);
     invalidRegids.push(...invalid.filter((regid) => !invalidRegids.includes(regid)));
     const valid = regids.filter((regid) => !invalid.includes(regid));
-    if (valid.length === 0) return error(new Outcome(20301));
-    const at = Date.now();
-    for (const regid of valid) received.push({ token: regid, headers: exchange.headers, body, at });
+    // With valid ones beside them, Xiaomi answers ok and lists the invalid ones by the feedback API only.
+    for (const regid of invalid) refuse(regid, 200, valid.length === 0 ? String(NO_VALID_TARGETS) : 'invalid regid');
+    if (valid.length === 0) return error(new Outcome(NO_VALID_TARGETS));
+    for (const regid of valid) received.push({ token: regid, headers: exchange.headers, body, at, connection: exchange.connection });
     return ok({ id: messageId() }, `Received push messages for ${valid.length} REGID`);
   }
 
@@ -95,7 +105,7 @@ export async function startFakeXiaomi(options: XiaomiOptions): Promise<FakeXiaom
     if (exchange.method === 'GET' && exchange.path === FEEDBACK_PATH) return fetchInvalid(exchange);
     return { status: 404, body: 'Not Found' };
   });
-  return Object.assign(fakeOf(listener, rules, received), { invalidRegids });
+  return Object.assign(fakeOf(listener, rules, received, refused), { invalidRegids });
 }
 
 const traceId = () => `Xcm${randomBytes(10).toString('hex')}`;
