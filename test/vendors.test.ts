@@ -164,16 +164,20 @@ describe('APNs', () => {
     expect(receivedBy(fakes.apns.received, fresh)).toHaveLength(1);
   });
 
-  it('retries TooManyRequests with backoff once node-apn gives up, then sends', async () => {
+  it('retries TooManyRequests after the sender\'s backoff, not at once', async () => {
     const { app, api } = await newApp();
     const token = apnsToken();
     const device = await offlineDevice(stack.database.db, app.app, 'ios', { apns: token });
-    // node-apn itself tries a 429 four times in a row; the fifth try is the sender's, after its backoff.
-    fakes.apns.answer({ token, reason: 'TooManyRequests', times: 4 });
+    fakes.apns.answer({ token, reason: 'TooManyRequests', times: 1 });
     const accepted = await api.pushSimple({ target: { device }, title: 'eventually' });
     const status = await settled(api, accepted.messageId);
     expect(status.vendor.sends[0]).toMatchObject({ status: 'sent', attempts: 2 });
+    const [refused] = receivedBy(fakes.apns.refused, token);
+    const [got] = receivedBy(fakes.apns.received, token);
+    expect(receivedBy(fakes.apns.refused, token)).toHaveLength(1);
     expect(receivedBy(fakes.apns.received, token)).toHaveLength(1);
+    // The first backoff is a second (node-apn on its own would have tried again within milliseconds).
+    expect((got?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(950);
   });
 
   it('authenticates with a client certificate when the app saved one', async () => {

@@ -104,6 +104,20 @@ export interface Sender {
   stop(): Promise<void>;
 }
 
+/**
+ * One delivery per job: a job whose ack wait ran out while it waited in the client's buffer comes
+ * again, and both deliveries can land in one batch (their sends would be claimed twice in one
+ * statement, which PostgreSQL refuses). The latest stands for the job; the earlier is left alone.
+ */
+function latestDeliveries(batch: JsMsg[]): JsMsg[] {
+  const latest = new Map<number, JsMsg>();
+  for (const msg of batch) {
+    const seen = latest.get(msg.seq);
+    if (seen === undefined || msg.info.deliveryCount > seen.info.deliveryCount) latest.set(msg.seq, msg);
+  }
+  return latest.size === batch.length ? batch : [...latest.values()];
+}
+
 export const backoffMs = (attempts: number): number => Math.min(MAX_BACKOFF_MS, 1000 * 2 ** Math.max(0, attempts - 1));
 
 export async function startSender(deps: SenderDeps): Promise<Sender> {
@@ -329,18 +343,37 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     );
   }
 
+  /**
+   * Kills the tokens a vendor called invalid, unless the device registered the token again after
+   * the vendor's time for it (APNs' 410 timestamp: Apple says to keep such a token). Returns the
+   * sends whose token was kept.
+   */
+  async function killTokens(dead: Send[]): Promise<Set<Send>> {
+    if (dead.length === 0) return new Set();
+    const r = await db.query<{ n: number }>(
+      `WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+                  WITH ORDINALITY AS u(device_id, vendor, token, reason, since, n)),
+            killed AS (UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason FROM u
+                       WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token
+                         AND (u.since IS NULL OR t.updated_at < u.since))
+       SELECT u.n FROM u JOIN device_vendor_tokens t ON t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token
+       WHERE t.updated_at >= u.since`,
+      [
+        dead.map((s) => s.device.device),
+        dead.map((s) => s.vendor),
+        dead.map((s) => s.device.token),
+        dead.map((s) => (s.result as { reason: string }).reason),
+        dead.map((s) => (s.result as { since?: Date }).since ?? null),
+      ],
+    );
+    const kept = new Set(r.rows.map((row) => Number(row.n)));
+    return new Set(dead.filter((_, i) => kept.has(i + 1)));
+  }
+
   /** Settles results in the ledger, kills dead tokens, and tells analytics and receipts. */
   async function settle(sends: Send[]): Promise<void> {
     // Dead tokens first: once a result is visible, so is what it did to the token.
-    const dead = sends.filter((s) => s.result?.status === 'invalid-token');
-    if (dead.length > 0) {
-      await db.query(
-        `UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason
-         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[]) AS u(device_id, vendor, token, reason)
-         WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token`,
-        [dead.map((s) => s.device.device), dead.map((s) => s.vendor), dead.map((s) => s.device.token), dead.map((s) => (s.result as { reason: string }).reason)],
-      );
-    }
+    const kept = await killTokens(sends.filter((s) => s.result?.status === 'invalid-token'));
     const outcomes = sends.map((s): { s: Send; status: 'sent' | 'failed' | 'retry'; reason: string | null } => {
       const r = s.result as SendResult;
       if (r.status === 'sent') return { s, status: 'sent', reason: null };
@@ -349,7 +382,9 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
           ? { s, status: 'failed', reason: `gave up after ${s.attempts} attempts: ${r.reason}` }
           : { s, status: 'retry', reason: r.reason };
       }
-      return { s, status: 'failed', reason: r.status === 'invalid-token' ? `invalid token: ${r.reason}` : r.reason };
+      if (r.status !== 'invalid-token') return { s, status: 'failed', reason: r.reason };
+      const note = kept.has(s) ? ' (token kept: registered again after the vendor found it invalid)' : '';
+      return { s, status: 'failed', reason: `invalid token: ${r.reason}${note}` };
     });
     if (outcomes.length > 0) {
       await db.query(
@@ -385,7 +420,7 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
 
   async function handle(batch: JsMsg[]): Promise<void> {
     const jobs: { msg: JsMsg; job: VendorJob }[] = [];
-    for (const msg of batch) {
+    for (const msg of latestDeliveries(batch)) {
       const job = decodeVendorJob(msg.data);
       if (job) jobs.push({ msg, job });
       else {

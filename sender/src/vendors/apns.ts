@@ -35,10 +35,23 @@ export function notificationOf(message: OutgoingMessage, bundleId: string): apn.
   return note;
 }
 
-function resultOf(failure: apn.ResponseFailure): SendResult {
+/** Below this a 410 timestamp is seconds, not ms (as sideshow/apns2 reads it; 1e11 ms is 1973). */
+const SECONDS_BELOW = 1e11;
+
+/** When APNs last found the token invalid: the 410's `timestamp`, ms since the epoch as Apple documents. */
+function invalidSince(timestamp: unknown): Date | undefined {
+  const value = Number(timestamp);
+  if (timestamp === undefined || timestamp === null || !Number.isFinite(value) || value <= 0) return undefined;
+  return new Date(value < SECONDS_BELOW ? value * 1000 : value);
+}
+
+export function apnsResultOf(failure: apn.ResponseFailure): SendResult {
   const reason = failure.response?.reason ?? failure.error?.message ?? `status ${failure.status}`;
   if (failure.error !== undefined) return { status: 'retry', reason };
-  if (DEAD_TOKEN.has(reason)) return { status: 'invalid-token', reason };
+  if (DEAD_TOKEN.has(reason)) {
+    const since = invalidSince(failure.response?.timestamp);
+    return { status: 'invalid-token', reason, ...(since !== undefined && { since }) };
+  }
   // APNs sends no Retry-After: TooManyRequests and 5xx are retried with the sender's backoff.
   if (failure.status !== undefined && RETRY_STATUS.has(Number(failure.status))) return { status: 'retry', reason };
   return { status: 'failed', reason };
@@ -55,6 +68,9 @@ export function apnsClient(_app: string, config: ApnsConfig, endpoints: Endpoint
   const provider = new apn.Provider({
     ...credentials,
     production: config.production,
+    // node-apn would retry a 429 or 5xx at once, up to 3 times: it looks for `Retry-After` among
+    // HTTP/2's lower-case headers under its capitalised name, so never waits. The sender's backoff does.
+    connectionRetryLimit: 0,
     ...(origin && { address: origin.hostname, port: Number(origin.port || 443) }),
     ...(endpoints.ca !== undefined && { ca: [endpoints.ca] }),
   });
@@ -65,7 +81,7 @@ export function apnsClient(_app: string, config: ApnsConfig, endpoints: Endpoint
       const failures = new Map(response.failed.map((f) => [f.device, f]));
       return tokens.map((token) => {
         const failure = failures.get(token);
-        return failure === undefined ? { status: 'sent' } : resultOf(failure);
+        return failure === undefined ? { status: 'sent' } : apnsResultOf(failure);
       });
     },
     async close() {

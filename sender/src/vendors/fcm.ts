@@ -11,7 +11,7 @@ import { getMessaging, type Message } from 'firebase-admin/messaging';
 import type { FcmConfig } from '@mps/shared';
 import { vendorAgent } from '../http.js';
 import { parseJson, post } from './request.js';
-import { messageData, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+import { CONNECTIONS_PER_HOST, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
 
 const CHUNK = 500;
 
@@ -23,6 +23,14 @@ const DEAD_TOKEN = new Set([
 const RETRY = new Set(['messaging/server-unavailable', 'messaging/internal-error', 'messaging/unknown-error', 'app/network-error', 'app/network-timeout']);
 /** FCM asks for at least a minute of backoff on quota errors. */
 const QUOTA = new Set(['messaging/message-rate-exceeded', 'messaging/device-message-rate-exceeded', 'messaging/quota-exceeded']);
+const QUOTA_BACKOFF_MS = 60_000;
+
+/** What firebase-admin's errors carry of the answer. */
+interface FcmError {
+  code?: string;
+  message?: string;
+  httpResponse?: { headers?: Record<string, string | string[] | undefined> };
+}
 
 export function fcmMessageOf(message: OutgoingMessage, token: string): Message {
   const options = message.options.android ?? {};
@@ -46,14 +54,16 @@ export function fcmMessageOf(message: OutgoingMessage, token: string): Message {
   };
 }
 
-function resultOf(error: { code?: string; message?: string } | undefined): SendResult {
+export function fcmResultOf(error: FcmError | undefined): SendResult {
   const code = error?.code ?? 'unknown';
   const reason = `${code}: ${error?.message ?? ''}`.slice(0, 300);
   if (DEAD_TOKEN.has(code)) return { status: 'invalid-token', reason };
   if (code === 'messaging/invalid-argument' && /registration token/i.test(error?.message ?? '')) return { status: 'invalid-token', reason };
-  if (QUOTA.has(code)) return { status: 'retry', reason, retryAfterMs: 60_000 };
+  // firebase-admin waits out a 503's Retry-After itself, but not one over a minute, nor a 429's.
+  const after = retryAfterMs(error?.httpResponse?.headers?.['retry-after']);
+  if (QUOTA.has(code)) return { status: 'retry', reason, retryAfterMs: Math.max(QUOTA_BACKOFF_MS, after ?? 0) };
   // An OAuth token that could not be had is usually the network; the credential was checked when saved.
-  if (RETRY.has(code) || code === 'app/invalid-credential') return { status: 'retry', reason };
+  if (RETRY.has(code) || code === 'app/invalid-credential') return { status: 'retry', reason, ...(after !== undefined && { retryAfterMs: after }) };
   return { status: 'failed', reason };
 }
 
@@ -86,7 +96,11 @@ function serviceAccountCredential(sa: FcmConfig['serviceAccount'], agent: Agent)
 }
 
 export function fcmClient(app: string, config: FcmConfig, endpoints: Endpoints): VendorClient {
-  const agent = vendorAgent({ ...(endpoints.fcmOrigin !== '' && { origin: endpoints.fcmOrigin }), ...(endpoints.ca !== undefined && { ca: endpoints.ca }) });
+  const agent = vendorAgent({
+    maxSockets: CONNECTIONS_PER_HOST,
+    ...(endpoints.fcmOrigin !== '' && { origin: endpoints.fcmOrigin }),
+    ...(endpoints.ca !== undefined && { ca: endpoints.ca }),
+  });
   const sa = config.serviceAccount;
   const firebase = initializeApp(
     {
@@ -106,9 +120,9 @@ export function fcmClient(app: string, config: FcmConfig, endpoints: Endpoints):
         const chunk = tokens.slice(i, i + CHUNK);
         try {
           const batch = await messaging.sendEach(chunk.map((token) => fcmMessageOf(message, token)));
-          for (const r of batch.responses) results.push(r.success ? { status: 'sent' } : resultOf(r.error));
+          for (const r of batch.responses) results.push(r.success ? { status: 'sent' } : fcmResultOf(r.error as FcmError | undefined));
         } catch (error) {
-          const result = resultOf(error as { code?: string; message?: string });
+          const result = fcmResultOf(error as FcmError);
           for (const _ of chunk) results.push(result);
         }
       }

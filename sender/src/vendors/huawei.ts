@@ -6,7 +6,7 @@
 import type { HuaweiConfig } from '@mps/shared';
 import { vendorAgent } from '../http.js';
 import { parseJson, post, type HttpAnswer } from './request.js';
-import { chunkedClient, failAll, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+import { chunkedClient, CONNECTIONS_PER_HOST, failAll, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
 
 const CHUNK = 1000;
 const SUCCESS = '80000000';
@@ -55,7 +55,7 @@ class TokenError extends Error {
 }
 
 export function huaweiClient(_app: string, config: HuaweiConfig, endpoints: Endpoints): VendorClient {
-  const agent = vendorAgent(endpoints.ca !== undefined ? { ca: endpoints.ca } : {});
+  const agent = vendorAgent({ maxSockets: CONNECTIONS_PER_HOST, ...(endpoints.ca !== undefined && { ca: endpoints.ca }) });
   const sendUrl = `${endpoints.huaweiPushOrigin}/v1/${config.appId}/messages:send`;
   let cached: { value: string; until: number } | undefined;
   let pending: Promise<string> | undefined;
@@ -97,7 +97,8 @@ export function huaweiClient(_app: string, config: HuaweiConfig, endpoints: Endp
     const json = parseJson(answer.body);
     const code = String(json?.code ?? '');
     const reason = `${code || `HTTP ${answer.status}`} ${String(json?.msg ?? '')}`.trim().slice(0, 300);
-    if (answer.status === 503 || answer.status >= 500 || RETRY_CODES.has(code)) {
+    // 503 is Huawei's traffic control; 429 is not documented, but says the same.
+    if (answer.status === 429 || answer.status >= 500 || RETRY_CODES.has(code)) {
       const after = retryAfterMs(answer.headers['retry-after']);
       return failAll(tokens, { status: 'retry', reason, ...(after !== undefined && { retryAfterMs: after }) });
     }

@@ -14,8 +14,12 @@ export interface OutgoingMessage {
 
 export type SendResult =
   | { status: 'sent' }
-  /** The vendor says the token is dead: it is not used again until the device reports a new one. */
-  | { status: 'invalid-token'; reason: string }
+  /**
+   * The vendor says the token is dead: it is not used again until the device reports a new one.
+   * `since`: when the vendor last found it invalid, if it says (APNs' 410 timestamp); a token the
+   * device registered after that moment is kept.
+   */
+  | { status: 'invalid-token'; reason: string; since?: Date }
   /** Try again later (rate limit, vendor unavailable, network): after retryAfterMs when the vendor said. */
   | { status: 'retry'; reason: string; retryAfterMs?: number }
   /** Will not succeed by retrying (bad credentials, payload refused). */
@@ -53,6 +57,13 @@ export function messageData(message: OutgoingMessage): Record<string, string> {
 export function secondsLeft(message: OutgoingMessage): number {
   return Math.max(1, Math.floor((message.expiresAt.getTime() - Date.now()) / 1000));
 }
+
+/**
+ * Connections per vendor host of one app's HTTP/1.1 client (FCM, Huawei, Xiaomi); requests beyond
+ * wait in the agent. Without a bound, a broadcast page or a full batch opens one TLS connection per
+ * request in flight. 100 is the concurrency firebase-admin's own HTTP/2 transport asks for.
+ */
+export const CONNECTIONS_PER_HOST = 100;
 
 export const failAll = (tokens: string[], result: SendResult): SendResult[] => tokens.map(() => result);
 

@@ -6,7 +6,7 @@ import { createHash } from 'node:crypto';
 import type { XiaomiConfig } from '@mps/shared';
 import { vendorAgent } from '../http.js';
 import { parseJson, post } from './request.js';
-import { chunkedClient, failAll, messageData, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
+import { chunkedClient, CONNECTIONS_PER_HOST, failAll, messageData, retryAfterMs, secondsLeft, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
 
 const CHUNK = 1000;
 const NO_VALID_TARGETS = 20301;
@@ -42,7 +42,7 @@ export function xiaomiFormOf(message: OutgoingMessage, config: XiaomiConfig, tok
 }
 
 export function xiaomiClient(_app: string, config: XiaomiConfig, endpoints: Endpoints): VendorClient {
-  const agent = vendorAgent(endpoints.ca !== undefined ? { ca: endpoints.ca } : {});
+  const agent = vendorAgent({ maxSockets: CONNECTIONS_PER_HOST, ...(endpoints.ca !== undefined && { ca: endpoints.ca }) });
   const url = `${endpoints.xiaomiOrigin}/v3/message/regid`;
   const headers = { authorization: `key=${config.appSecret}`, 'content-type': 'application/x-www-form-urlencoded;charset=UTF-8' };
 
@@ -53,8 +53,15 @@ export function xiaomiClient(_app: string, config: XiaomiConfig, endpoints: Endp
     } catch (error) {
       return failAll(tokens, { status: 'retry', reason: (error as Error).message });
     }
+    if (answer.status === 429 || answer.status >= 500) {
+      const after = retryAfterMs(answer.headers['retry-after']);
+      return failAll(tokens, { status: 'retry', reason: `HTTP ${answer.status}`, ...(after !== undefined && { retryAfterMs: after }) });
+    }
+    // Any other status but 200 will not change by asking again.
+    if (answer.status !== 200) return failAll(tokens, { status: 'failed', reason: `HTTP ${answer.status} ${answer.body.slice(0, 200)}`.trim() });
     const json = parseJson(answer.body);
-    if (answer.status >= 500 || json === undefined) return failAll(tokens, { status: 'retry', reason: `HTTP ${answer.status}` });
+    // The official SDK retries an answer without a body too.
+    if (json === undefined) return failAll(tokens, { status: 'retry', reason: 'HTTP 200 without a JSON body' });
     const code = Number(json.code);
     const reason = `${code} ${String(json.reason ?? json.description ?? '')}`.trim().slice(0, 300);
     if (code === 0) return failAll(tokens, { status: 'sent' });
