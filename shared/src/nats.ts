@@ -42,7 +42,10 @@ export async function consumeInBatches(
         let pending: JsMsg[] = [];
         for await (const m of messages) {
           pending.push(m);
-          if (pending.length < batch && messages.getPending() > 0) continue;
+          // More already arrived: received and not yet yielded. Not getPending(): after one of the
+          // client's status callbacks it counts one message too many (nats.js 3.4), and the loop
+          // would hold this one until another arrives, past its ack wait when traffic is light.
+          if (pending.length < batch && messages.getReceived() > messages.getProcessed()) continue;
           await handle(pending).catch((error: unknown) => log.error({ err: error }, 'batch failed; its messages will be redelivered'));
           pending = [];
           if (!running) break;
