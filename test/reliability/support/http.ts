@@ -3,7 +3,7 @@ import { signedHeaders, type SignOptions } from '../../support/api.js';
 
 export interface Answer {
   status: number;
-  body: { error?: { code?: string; message?: string } } & Record<string, unknown>;
+  body: { error?: { code?: string; message?: string; field?: string } } & Record<string, unknown>;
   headers: Headers;
   ms: number;
 }
