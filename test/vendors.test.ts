@@ -180,6 +180,27 @@ describe('APNs', () => {
     expect((got?.at ?? 0) - (refused?.at ?? 0)).toBeGreaterThanOrEqual(950);
   });
 
+  it('after a GOAWAY racing its streams, reports what APNs took as sent and only the rest for a retry', async () => {
+    const opened = await new ChannelStore(stack.database.db, stack.masterKey).open((await newApp()).app.app, 'apns');
+    if (!opened) throw new Error('the saved channel did not open');
+    const client = apnsClient('goaway', opened.config, fakes.endpoints);
+    const message = () => ({ id: newId(), pushType: 'notification' as const, content: { title: 'bye' }, expiresAt: new Date(Date.now() + 60_000), options: {} });
+    try {
+      await client.send(message(), [apnsToken()]);
+      const tokens = Array.from({ length: 300 }, apnsToken);
+      const before = fakes.apns.received.length;
+      fakes.apns.goaway(100);
+      const results = await client.send(message(), tokens);
+      const taken = new Set(fakes.apns.received.slice(before).map((r) => r.token));
+      // The fake answers every stream before the GOAWAY's last one, then closes (a second GOAWAY).
+      expect(taken.size).toBe(99);
+      expect(tokens.filter((t, i) => taken.has(t) !== (results[i]?.status === 'sent'))).toEqual([]);
+      expect(new Set(results.map((r) => r.status))).toEqual(new Set(['sent', 'retry']));
+    } finally {
+      await client.close();
+    }
+  });
+
   it('authenticates with a client certificate when the app saved one', async () => {
     const tls = await testTls();
     const certFake = await startFakeApns({ tls, auth: { kind: 'certificate', ca: tls.ca }, topic: BUNDLE_ID });

@@ -34,7 +34,10 @@ export interface Refused<Body = unknown> extends Received<Body> {
 export interface Goaways {
   /** HTTP/2 GOAWAY frames sent, and HTTP/1.1 connections told to close. */
   sent: number;
-  /** Streams refused unprocessed because they came after a GOAWAY. */
+  /**
+   * Streams the fake refused unprocessed after its GOAWAY. Those the client opened past the
+   * GOAWAY's last stream are dropped by nghttp2 before the fake sees them: the client counts those.
+   */
   refusedStreams: number;
 }
 
@@ -174,7 +177,6 @@ const GOAWAY_GRACE_MS = 50;
 /** Per connection: what a GOAWAY needs to know and do. */
 interface Live {
   record: Connection;
-  socket: TLSSocket;
   session?: ServerHttp2Session;
   /** HTTP/2: the highest stream handled; after a GOAWAY, higher ones are refused. */
   lastStream: number;
@@ -220,7 +222,7 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
     connections.push(record);
     const address = addressOf(socket);
     live.set(address, {
-      record, socket, session: sessions.get(address), lastStream: 0, inFlight: 0, goneAway: false, goawayDelivered: false, closeAfterAnswer: false,
+      record, session: sessions.get(address), lastStream: 0, inFlight: 0, goneAway: false, goawayDelivered: false, closeAfterAnswer: false,
     });
     sessions.delete(address);
     sockets.add(socket);
@@ -250,13 +252,13 @@ export async function serve(options: ServeOptions, handle: Handler): Promise<Lis
   }
 
   /**
-   * After a GOAWAY the server ends the connection once the streams it kept are answered (Node's
-   * client, having closed its session, leaves the socket open). Not with session.close(): its own
-   * GOAWAY would name the highest stream begun, refused ones included, which the client takes for
-   * a protocol error, failing streams it was still reading.
+   * After a GOAWAY the server ends the connection once the streams it kept are answered (a client
+   * may leave it open). destroy() sends what the session still holds first; session.close() right
+   * after the GOAWAY would not do: its own GOAWAY names the highest stream begun, refused ones
+   * included, which the client takes for a protocol error while it still reads the answered ones.
    */
   function closeWhenDrained(conn: Live): void {
-    if (conn.goneAway && conn.goawayDelivered && conn.inFlight === 0) conn.socket.destroySoon();
+    if (conn.goneAway && conn.goawayDelivered && conn.inFlight === 0) conn.session?.destroy();
   }
 
   server.on('request', (req: Http2ServerRequest, res: Http2ServerResponse) => {

@@ -2,6 +2,7 @@
  * APNs through @parse/node-apn: one Provider (one HTTP/2 connection, many concurrent streams) per
  * app and credentials, token (p8 JWT) or certificate auth, production or sandbox.
  */
+import type { ClientHttp2Session } from 'node:http2';
 import apn from '@parse/node-apn';
 import type { ApnsConfig } from '@mps/shared';
 import { messageData, type Endpoints, type OutgoingMessage, type SendResult, type VendorClient } from './types.js';
@@ -57,6 +58,25 @@ export function apnsResultOf(failure: apn.ResponseFailure): SendResult {
   return { status: 'failed', reason };
 }
 
+interface NodeApnClient {
+  closeAndDestroySession(session?: ClientHttp2Session): Promise<void>;
+}
+
+/**
+ * node-apn (8.1.0) destroys a session at once when it is already closing: on a second GOAWAY (a
+ * graceful shutdown may send two, RFC 9113 6.8) that fails the streams the server goes on to
+ * answer, and the sender would send again what APNs delivered. Its sessions close gracefully instead.
+ */
+function closeSessionsGracefully(provider: apn.Provider): void {
+  const client = (provider as unknown as { client: NodeApnClient }).client;
+  client.closeAndDestroySession = async (session) => {
+    if (session === undefined || session === null || session.destroyed) return;
+    const closed = new Promise((resolve) => session.once('close', resolve));
+    session.close();
+    await closed;
+  };
+}
+
 export function apnsClient(_app: string, config: ApnsConfig, endpoints: Endpoints): VendorClient {
   const origin = endpoints.apnsOrigin === '' ? undefined : new URL(endpoints.apnsOrigin);
   const credentials: apn.ProviderOptions =
@@ -74,6 +94,7 @@ export function apnsClient(_app: string, config: ApnsConfig, endpoints: Endpoint
     ...(origin && { address: origin.hostname, port: Number(origin.port || 443) }),
     ...(endpoints.ca !== undefined && { ca: [endpoints.ca] }),
   });
+  closeSessionsGracefully(provider);
 
   return {
     async send(message, tokens) {
