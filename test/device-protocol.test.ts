@@ -4,7 +4,8 @@
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { CloseCode, signDeviceToken, TokenAudience, type TrackingEvent } from '@mps/shared';
-import { DeviceClientError, MemoryCredentialStore } from '@mps/sdk';
+import { createServer, type Socket } from 'node:net';
+import { DeviceClient, DeviceClientError, MemoryCredentialStore } from '@mps/sdk';
 import type { CreatedApp } from '@mps/control-plane';
 import { eventually } from './support/services.js';
 import { startTestStack, type TestStack } from './support/stack.js';
@@ -66,6 +67,24 @@ describe('device protocol', () => {
         device.client.close();
       });
     }
+  });
+
+  it('drops a connection that a gateway accepts and never answers, and tries again with backoff', async () => {
+    // A stalled gateway: TCP accepted, then silence (no upgrade answer, no READY).
+    const held: Socket[] = [];
+    const silent = createServer((socket) => void held.push(socket)).listen(0, '127.0.0.1');
+    await new Promise((r) => silent.once('listening', r));
+    const { port } = silent.address() as { port: number };
+    const client = new DeviceClient({ url: `ws://127.0.0.1:${port}/v1/device`, app: app.app, platform: 'android', handshakeTimeoutMs: 200, reconnect: { initialMs: 20, maxMs: 50 } });
+    const codes: string[] = [];
+    client.on('error', (e) => codes.push(e.code));
+    void client.connect().catch(() => undefined);
+    await eventually(async () => (held.length >= 3 ? true : undefined), 5000, 'three attempts');
+    client.close();
+    for (const socket of held) socket.destroy();
+    silent.close();
+    expect(codes.filter((c) => c === 'handshake_timeout').length).toBeGreaterThanOrEqual(2);
+    expect(new Set(codes)).toEqual(new Set(['handshake_timeout']));
   });
 
   describe('offline delivery', () => {

@@ -12,6 +12,11 @@ export const gatewaySpec = {
   GATEWAY_MAX_FRAME_BYTES: int({ min: 1024, default: 64 * 1024, desc: 'the largest frame a device may send, in bytes' }),
   GATEWAY_MAX_BUFFERED_BYTES: int({ min: 65536, default: 1024 * 1024, desc: 'unsent bytes queued for one socket before it is closed' }),
   GATEWAY_MAX_FRAMES_PER_S: int({ min: 1, default: 20, desc: 'frames per second a device may send (bursts of twice that)' }),
+  GATEWAY_MAX_CONNECTIONS: int({
+    min: 0,
+    default: 0,
+    desc: 'sockets this process holds at most; past it an upgrade gets 503 with Retry-After and the device tries again, reaching another process (0: its open-file limit less 200)',
+  }),
   GATEWAY_MAX_CONNECTIONS_PER_IP: int({ min: 1, default: 10_000, desc: 'connections one IP address may hold on this process' }),
   GATEWAY_TOKEN_GRACE_MS: int({
     min: 0,

@@ -1,4 +1,5 @@
 import { Packr } from 'msgpackr';
+import WebSocket from 'ws';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import {
   CloseCode,
@@ -207,5 +208,58 @@ describe('gateway device protocol', () => {
       const silent = new RawSocket(gw.url);
       expect(await silent.closed).toEqual({ code: CloseCode.AUTH_TIMEOUT.code, reason: CloseCode.AUTH_TIMEOUT.reason });
     });
+  });
+});
+
+describe('gateway connection limits', () => {
+  let database: TestDatabase;
+  let nats: TestNats;
+  const gateways: TestGateway[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    nats = await createTestNats();
+  });
+
+  afterAll(async () => {
+    for (const gw of gateways) await gw.close();
+    await nats?.cleanup();
+    await database?.drop();
+  });
+
+  async function gateway(env: Record<string, string>): Promise<TestGateway> {
+    const gw = await startTestGateway(database.db, nats, MasterKey.fromBase64(MasterKey.generate()), env);
+    gateways.push(gw);
+    return gw;
+  }
+
+  /** Opens a WebSocket: 'open', or the HTTP status and Retry-After the upgrade was refused with. */
+  function upgrade(url: string): Promise<{ ws: WebSocket; refused?: undefined } | { refused: { status: number; retryAfter: string | undefined } }> {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      ws.once('open', () => resolve({ ws }));
+      ws.once('unexpected-response', (_req, res) => resolve({ refused: { status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] } }));
+      ws.once('error', (error) => (error.message.startsWith('Unexpected server response') ? undefined : reject(error)));
+    });
+  }
+
+  it('refuses an upgrade past GATEWAY_MAX_CONNECTIONS with 503 and Retry-After, and takes one again when there is room', async () => {
+    const gw = await gateway({ GATEWAY_MAX_CONNECTIONS: '2' });
+    const first = await upgrade(gw.url);
+    const second = await upgrade(gw.url);
+    expect(await upgrade(gw.url)).toEqual({ refused: { status: 503, retryAfter: '1' } });
+    if (!('ws' in first) || !('ws' in second)) throw new Error('the first two were refused');
+    first.ws.close();
+    await new Promise((r) => first.ws.once('close', r));
+    const again = await upgrade(gw.url);
+    expect('ws' in again).toBe(true);
+    for (const open of [second, again]) if ('ws' in open) open.ws.close();
+  });
+
+  it('refuses an upgrade past GATEWAY_MAX_CONNECTIONS_PER_IP with 429', async () => {
+    const gw = await gateway({ GATEWAY_MAX_CONNECTIONS_PER_IP: '1' });
+    const first = await upgrade(gw.url);
+    expect(await upgrade(gw.url)).toEqual({ refused: { status: 429, retryAfter: undefined } });
+    if ('ws' in first) first.ws.close();
   });
 });

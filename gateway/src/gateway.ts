@@ -4,6 +4,7 @@
  * tracking events. Nothing durable lives here: a killed gateway loses nothing.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import uWS from 'uWebSockets.js';
 import {
   BroadcastDecodeError,
@@ -72,6 +73,19 @@ const CONNECT_GROUP = 256;
 
 /** The step of a throttled broadcast's schedule. */
 const SPREAD_SLOT_MS = 100;
+/** Open files a gateway process keeps for what is not a device: PostgreSQL, NATS, logs, the admin port. */
+const FILES_RESERVED = 200;
+
+/** The process's soft limit on open files (Linux), which bounds the sockets it can hold. */
+function openFileLimit(): number {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = Number(line?.split(/\s{2,}/)[1]);
+    return Number.isFinite(soft) && soft > 0 ? soft : Number.POSITIVE_INFINITY;
+  } catch {
+    return Number.POSITIVE_INFINITY;
+  }
+}
 
 /** The uWS topic of an app's unconditional broadcasts: uWS fans them out in C++. */
 export const broadcastTopic = (app: string): string => `b:${app}`;
@@ -105,6 +119,7 @@ export function createGateway(deps: GatewayDeps): Gateway {
   const devices = new DeviceStore(deps.db);
   const tracker = new Tracker(deps.js, deps.subjects, log);
   const sockets = new Set<Socket>();
+  const maxConnections = config.GATEWAY_MAX_CONNECTIONS || openFileLimit() - FILES_RESERVED;
   const perIp = new Map<string, number>();
   let listenSocket: uWS.us_listen_socket | undefined;
 
@@ -316,6 +331,17 @@ export function createGateway(deps: GatewayDeps): Gateway {
     sendPingsAutomatically: true,
     maxBackpressure: config.GATEWAY_MAX_BUFFERED_BYTES,
     upgrade: (res, req, context) => {
+      // A full process refuses before it runs out of file descriptors: the device's next attempt
+      // (with backoff) reaches another process sharing the port, or this one once it has room.
+      if (sockets.size >= maxConnections) {
+        metrics.closes.inc({ reason: 'process_full' });
+        res
+          .writeStatus('503 Service Unavailable')
+          .writeHeader('retry-after', '1')
+          .writeHeader('content-type', 'application/json')
+          .end(JSON.stringify({ error: { code: 'process_full', message: 'this gateway process is full: connect again' } }));
+        return;
+      }
       const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
       // Refused before a socket exists: the cheapest place to say no.
       if ((perIp.get(ip) ?? 0) >= config.GATEWAY_MAX_CONNECTIONS_PER_IP) {
@@ -350,7 +376,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const session = ws.getUserData();
       perIp.set(session.ip, (perIp.get(session.ip) ?? 0) + 1);
       metrics.connections.set(sockets.size);
-      session.authTimer = setTimeout(() => close(ws, CloseCode.AUTH_TIMEOUT), config.GATEWAY_AUTH_TIMEOUT_MS);
+      // After an event-loop stall the timer can run before the poll phase reads an AUTH frame that
+      // already arrived: judged after that phase (setImmediate), not before it.
+      session.authTimer = setTimeout(
+        () => setImmediate(() => session.state === 'new' && close(ws, CloseCode.AUTH_TIMEOUT)),
+        config.GATEWAY_AUTH_TIMEOUT_MS,
+      );
     },
     message: (ws, data, isBinary) => {
       metrics.bytesIn.inc(data.byteLength);

@@ -85,6 +85,12 @@ export interface DeviceClientOptions {
   /** How many recent message ids are remembered to drop duplicates. */
   dedupCapacity?: number;
   reconnect?: { initialMs?: number; maxMs?: number };
+  /**
+   * How long a connection may take from opening the socket to READY (default 15 s) before it is
+   * dropped and tried again with backoff: a gateway that accepts and never answers (stalled, out of
+   * file descriptors) must not hold the device for ever.
+   */
+  handshakeTimeoutMs?: number;
 }
 
 /** How many messages meant for the device it missed, by why. */
@@ -114,6 +120,7 @@ const ACK_DELAY_MS = 100;
 /** A connection that stayed up this long resets the reconnect backoff. */
 const STABLE_MS = 5000;
 const OPEN = 1;
+const HANDSHAKE_TIMEOUT_MS = 15_000;
 
 export class DeviceClient extends Emitter<DeviceClientEvents> {
   private socket: SocketLike | undefined;
@@ -121,6 +128,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
   private attempt = 0;
   private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
   private heartbeatTimer: ReturnType<typeof setInterval> | undefined;
+  private handshakeTimer: ReturnType<typeof setTimeout> | undefined;
   private lastReceived = 0;
   private pendingAcks: string[] = [];
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -231,6 +239,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     this.flushAcks();
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
+    clearTimeout(this.handshakeTimer);
     this.stopHeartbeat();
     this.socket?.close(1000, 'client closed');
     this.socket = undefined;
@@ -249,6 +258,15 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
     const socket = new this.WebSocketImpl(this.options.url);
     socket.binaryType = 'arraybuffer';
     this.socket = socket;
+    clearTimeout(this.handshakeTimer);
+    this.handshakeTimer = setTimeout(() => {
+      if (this.socket !== socket || this.stateValue === 'ready' || this.stateValue === 'closed') return;
+      this.socket = undefined;
+      socket.onclose = null;
+      socket.close();
+      this.emit('error', new DeviceClientError('handshake_timeout', 'the gateway did not accept the device in time: trying again'));
+      this.scheduleReconnect();
+    }, this.options.handshakeTimeoutMs ?? HANDSHAKE_TIMEOUT_MS);
     socket.onopen = () => {
       const facts = {
         v: PROTOCOL_VERSION,
@@ -317,6 +335,7 @@ export class DeviceClient extends Emitter<DeviceClientEvents> {
   private async handle(frame: ServerFrame): Promise<void> {
     switch (frame.t) {
       case FrameType.READY:
+        clearTimeout(this.handshakeTimer);
         this.deviceIdValue = frame.device;
         if (frame.secret !== undefined) await this.credentials.save({ device: frame.device, secret: frame.secret });
         this.readyAt = Date.now();

@@ -2,7 +2,7 @@ import type { CloseInfo } from '@mps/shared/protocol';
 
 export class DeviceClientError extends Error {
   constructor(
-    readonly code: 'closed_by_server' | 'protocol' | 'not_connected' | 'no_websocket' | 'handler',
+    readonly code: 'closed_by_server' | 'protocol' | 'not_connected' | 'no_websocket' | 'handler' | 'handshake_timeout',
     message: string,
     readonly close?: CloseInfo,
     options?: { cause?: unknown },
