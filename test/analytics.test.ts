@@ -131,7 +131,7 @@ describe('analytics: a real push, device reports and vendor events, read through
     expect(funnel).toEqual({
       id: pushed.messageId,
       targeted: 4,
-      counts: { sent: 1, delivered: 3, arrived: 2, opened: 1, ignored: 1, expired: 0, revoked: 0, failed: 0 },
+      counts: { sent: 1, delivered: 3, arrived: 2, opened: 1, ignored: 1, expired: 0, revoked: 0, failed: 0, dropped: 0 },
       rates: { delivery: 0.75, display: 0.6667, open: 0.5 },
       channels: { apns: { sent: 1 }, socket: { delivered: 3, arrived: 2, opened: 1, ignored: 1 } },
     });
