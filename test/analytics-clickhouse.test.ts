@@ -12,7 +12,7 @@ import { tmpdir } from 'node:os';
 import { delimiter, join } from 'node:path';
 import { jetstream } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, encodeEvent, ensureEventStream, jetstreamManagerFor, type EventKind, type TrackingEvent } from '@mps/shared';
+import { createLogger, encodeEvent, encodeEvents, ensureEventStream, jetstreamManagerFor, newId, type EventKind, type TrackingEvent } from '@mps/shared';
 import {
   ChdbStore,
   ClickHouseStore,
@@ -216,6 +216,13 @@ describe.skipIf(!BINARY)('analytics on a ClickHouse server', () => {
     const js = jetstream(nats.nc);
     await Promise.all(events.map((e) => js.publish(nats.subjects.event(e.app, e.kind), encodeEvent(e), { msgID: e.id })));
   };
+  /** As gateways publish them: up to `per` events (of one app and kind) to a message. */
+  const publishBatched = async (nats: TestNats, events: TrackingEvent[], per: number) => {
+    const js = jetstream(nats.nc);
+    const messages = [];
+    for (let i = 0; i < events.length; i += per) messages.push(events.slice(i, i + per));
+    await Promise.all(messages.map((m) => js.publish(nats.subjects.event(m[0]?.app as string, m[0]?.kind as EventKind), encodeEvents(m), { msgID: newId() })));
+  };
 
   it('runs on ClickHouse 18.16 without LowCardinality, and so do the Grafana dashboard queries', async () => {
     expect(await serverStore.version()).toMatch(/^18\.16\./);
@@ -232,7 +239,9 @@ describe.skipIf(!BINARY)('analytics on a ClickHouse server', () => {
     const rounds = 12;
     const publishing = (async () => {
       for (let i = 0; i < rounds; i++) {
-        await publish(nats, Array.from({ length: total / rounds }, () => event(app, i % 3 === 0 ? 'delivered' : 'arrived')));
+        const round = Array.from({ length: total / rounds }, () => event(app, i % 3 === 0 ? 'delivered' : 'arrived'));
+        // One event to a message (the sender) and many (gateways), by turns.
+        await (i % 2 === 0 ? publish(nats, round) : publishBatched(nats, round, 100));
         await new Promise((r) => setTimeout(r, 250));
       }
     })();

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { jetstream, type JetStreamClient } from '@nats-io/jetstream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createLogger, encodeEvent, ensureEventStream, jetstreamManagerFor, type EventKind, type TrackingEvent } from '@mps/shared';
+import { createLogger, encodeEvent, encodeEvents, ensureEventStream, jetstreamManagerFor, type EventKind, type TrackingEvent } from '@mps/shared';
 import { createTestNats, eventually, type TestNats } from '../../test/support/services.js';
 import { startIngest, type Ingest, type IngestOptions } from './ingest.js';
 import { ChdbStore } from './store/chdb.js';
@@ -90,6 +90,17 @@ describe('ingest from JetStream into chDB', () => {
   const publish = async (events: TrackingEvent[]) => {
     await Promise.all(events.map((e) => js.publish(nats.subjects.event(e.app, e.kind), encodeEvent(e), { msgID: e.id })));
   };
+  /** As a batching gateway does: `per` events to a message (of one app and kind), each message with its own id. */
+  const publishBatched = async (events: TrackingEvent[], per: number) => {
+    for (let i = 0; i < events.length; i += per) {
+      const chunk = events.slice(i, i + per);
+      const first = chunk[0] as TrackingEvent;
+      await js.publish(nats.subjects.event(first.app, first.kind), encodeEvents(chunk), { msgID: randomUUID() });
+    }
+  };
+  /** A message of these lines as they are. */
+  const publishLines = (app: string, lines: string[]) =>
+    js.publish(nats.subjects.event(app, 'delivered'), new TextEncoder().encode(lines.join('\n')), { msgID: randomUUID() });
   /** Distinct events in `events`, and what each aggregate table counts (the per-dimension ones in total). */
   const counts = async (app: string) => {
     const [raw] = await store.select<{ ids: string }>(`SELECT uniqExact(id) AS ids FROM events WHERE app = '${app}'`);
@@ -119,9 +130,9 @@ describe('ingest from JetStream into chDB', () => {
     for (const ingest of running.splice(0)) await ingest.stop();
   };
   /** Runs an ingest until its first failed insert, then stops it without acking (a process that died). */
-  const dieAfterFailure = async (app: string, events: TrackingEvent[]) => {
+  const dieAfterFailure = async (app: string, events: TrackingEvent[], send = publish) => {
     const ingest = await start({ stopGraceMs: 0 });
-    await publish(events);
+    await send(events);
     await eventually(async () => (ingest.stats().failedAttempts > 0 ? true : undefined), 10_000, `a failed insert for ${app}`);
     await ingest.stop();
     running.splice(running.indexOf(ingest), 1);
@@ -232,9 +243,11 @@ describe('ingest from JetStream into chDB', () => {
         }),
       );
     const ingest = await start();
-    await publish(make('app_ingested'));
+    // Several to a message, as gateways publish them: their bytes go to the store as they are.
+    const ingested = make('app_ingested');
+    for (const kind of ['sent', 'delivered', 'opened', 'failed']) await publishBatched(ingested.filter((e) => e.kind === kind), 40);
     await store.insert(EventBatch.of(make('app_direct')));
-    await eventually(async () => (ingest.stats().acked === 300 ? true : undefined), 10_000, 'the events acked');
+    await eventually(async () => (ingest.stats().inserted === 300 ? true : undefined), 10_000, 'the events stored');
     for (const a of AGGREGATES) {
       const keys = aggregateColumns(a).filter((c) => c !== 'app' && c !== 'events' && c !== a.bucket);
       const rows = (app: string) =>
@@ -286,5 +299,82 @@ describe('ingest from JetStream into chDB', () => {
     await settled(app, 30);
     expect(await counts(app)).toEqual(all(30));
     expect(third.stats()).toMatchObject({ inserted: 0, recounted: 30, duplicates: 0 });
+  });
+  it('stores each event of messages that carry several once, and a message of one event alike', async () => {
+    await stopAll();
+    const app = 'app_batched';
+    const ingest = await start();
+    const events = Array.from({ length: 150 }, (_, i) => event(app, (['delivered', 'opened', 'sent'] as const)[Math.floor(i / 50)] as EventKind));
+    await publishBatched(events, 50);
+    const alone = event(app, 'arrived');
+    await publish([alone]);
+    await eventually(async () => (ingest.stats().acked === 4 ? true : undefined), 10_000, 'four messages acked');
+    expect(ingest.stats()).toMatchObject({ inserted: 151, duplicates: 0, malformed: 0 });
+    expect(await counts(app)).toEqual(all(151));
+    const [stored] = await store.select<{ n: string; ids: string }>(`SELECT count() AS n, uniqExact(id) AS ids FROM events WHERE app = '${app}'`);
+    expect([Number(stored?.n), Number(stored?.ids)]).toEqual([151, 151]);
+  });
+
+  it('skips and counts a malformed event inside a message, and stores the others of it', async () => {
+    await stopAll();
+    const app = 'app_batch_bad';
+    const ingest = await start();
+    const [good, other] = [event(app, 'delivered'), event(app, 'delivered')];
+    await publishLines(app, [
+      JSON.stringify(good),
+      'not json',
+      '{"not":"an event"}',
+      JSON.stringify(event(app, 'delivered', { at: 0 })),
+      JSON.stringify(event(app, 'delivered', { app: '' })),
+      JSON.stringify(other),
+      JSON.stringify(good),
+    ]);
+    await eventually(async () => (ingest.stats().acked === 1 ? true : undefined), 8000, 'the message acked');
+    expect(ingest.stats()).toMatchObject({ inserted: 2, malformed: 4, duplicates: 1 });
+    const stored = await store.select<{ id: string }>(`SELECT id FROM events WHERE app = '${app}' ORDER BY id`);
+    expect(stored.map((r) => r.id)).toEqual([good.id, other.id].sort());
+    expect(await counts(app)).toEqual(all(2));
+  });
+
+  it('does not count again the events of redelivered messages that carry several', async () => {
+    await stopAll();
+    const app = 'app_batch_replay';
+    const dying = new FlakyStore(store);
+    let die!: () => void;
+    dying.hold = new Promise((resolve) => (die = resolve));
+    dying.landThenFail = 1;
+    dying.failAfter = Table.HOUR_BY;
+    const first = await start({ store: dying, stopGraceMs: 0 });
+    await publishBatched(
+      Array.from({ length: 30 }, () => event(app, 'opened')),
+      10,
+    );
+    await eventually(async () => (dying.inserted === 30 ? true : undefined), 5000, 'the first insert');
+    const stopped = first.stop();
+    die();
+    await stopped;
+    running.splice(running.indexOf(first), 1);
+    expect(first.stats().acked).toBe(0);
+    expect(await counts(app)).toEqual(all(30));
+
+    const second = await start();
+    await eventually(async () => (second.stats().acked === 3 ? true : undefined), 10_000, 'the three redelivered messages acked');
+    expect(second.stats()).toMatchObject({ inserted: 0, recounted: 0, duplicates: 30 });
+    expect(await counts(app)).toEqual(all(30));
+  });
+
+  it('completes the aggregates of redelivered messages that carry several, counting each event once', async () => {
+    await stopAll();
+    const app = 'app_batch_partial';
+    const events = Array.from({ length: 40 }, () => event(app, 'delivered'));
+    const allow = await refuseIn('events_minute_by', app);
+    await dieAfterFailure(app, events, (e) => publishBatched(e, 8));
+    await allow();
+    expect(await counts(app)).toEqual({ ...all(40), minuteBy: 0, hourBy: 0 });
+
+    const second = await start();
+    await settled(app, 40);
+    expect(await counts(app)).toEqual(all(40));
+    expect(second.stats()).toMatchObject({ inserted: 0, recounted: 40, duplicates: 0 });
   });
 });

@@ -1,7 +1,9 @@
 /**
- * Moves tracking events from JetStream into the event store in batches, cut by size (`batchSize`)
- * and by time (`flushMs` after a batch's first event), with one insert in flight while the next
- * batch fills.
+ * Moves tracking events from JetStream into the event store in batches, cut by size (`batchSize`
+ * events) and by time (`flushMs` after a batch's first message), with one insert in flight while the
+ * next batch fills. A message of the stream carries one event or several (shared/src/events.ts): a
+ * malformed event among them is skipped and counted, the others are stored, and the message is
+ * acked with its batch.
  *
  * Nothing is lost: a batch is acked only after the store accepted it. While the store is down the
  * batch is retried in place (with backoff), and messages held for a third of the ack wait (a slow
@@ -16,7 +18,7 @@
  * dropped as it fills.
  */
 import { AckPolicy, jetstreamManager, type ConsumerMessages, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
-import { decodeEvent, EventDecodeError, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
+import { decodeEvents, EVENT_MESSAGE_MAX_BYTES, type Logger, type NatsConnection, type Subjects, type TrackingEvent } from '@mps/shared';
 import { EventBatch } from './store/batch.js';
 import type { EventStore } from './store/store.js';
 import { BatchIds, countedAlready, writeBatch } from './write.js';
@@ -28,10 +30,11 @@ export interface IngestStats {
   recounted: number;
   /** Batches written. */
   batches: number;
-  /** JetStream messages acked (inserted, known duplicates and malformed ones). */
+  /** JetStream messages acked (each carries one event or several: inserted, known duplicates and malformed ones). */
   acked: number;
   /** Events already stored and counted (or twice in a batch), acked without writing. */
   duplicates: number;
+  /** Events skipped as malformed (not JSON, not an event, out of range). */
   malformed: number;
   /** Insert attempts that failed and were retried. */
   failedAttempts: number;
@@ -57,6 +60,11 @@ export interface IngestOptions {
 }
 
 const RETRY_MAX_MS = 5000;
+/** What one fetch round asks for at most: messages, and bytes by the messages' recent size. */
+const FETCH_MESSAGES = 10_000;
+const FETCH_BYTES = 16 * 1024 * 1024;
+/** A round waits this long for its messages; a NATS node that died is noticed within it. */
+const FETCH_EXPIRES_MS = 5000;
 
 /** DateTime's range, with room: an event outside it is refused here rather than by the store. */
 const EARLIEST_MS = Date.UTC(2000, 0, 1);
@@ -104,25 +112,41 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
   let swap: Promise<void> | undefined;
   let messages: ConsumerMessages | undefined;
 
+  /** Why an event that matches the schema is still refused, or undefined. */
+  const refusal = (event: TrackingEvent): string | undefined => {
+    if (event.at < EARLIEST_MS || event.at >= LATEST_MS) return `tracking event time ${event.at} is out of range`;
+    // No app has an empty id, and the aggregates' marker rows use it (store/aggregates.ts).
+    if (event.app === '') return 'tracking event has no app';
+    return undefined;
+  };
+
   const add = (m: JsMsg): void => {
     if (current.messages.length === 0) current.firstAt = current.touchedAt = Date.now();
     current.messages.push(m);
     if (m.redelivered) current.redelivered = true;
-    try {
-      const event = decodeEvent(m.data);
-      if (event.at < EARLIEST_MS || event.at >= LATEST_MS) throw new EventDecodeError(`tracking event time ${event.at} is out of range`);
-      // No app has an empty id, and the aggregates' marker rows use it (store/aggregates.ts).
-      if (event.app === '') throw new EventDecodeError('tracking event has no app');
-      if (current.ids.has(event.id)) {
+    const decoded = decodeEvents(m.data);
+    const problems: string[] = decoded.malformed.map((e) => e.message);
+    // The message's bytes go to the store as they are unless an event of it is left out.
+    let whole = decoded.lines;
+    const kept: TrackingEvent[] = [];
+    for (const event of decoded.events) {
+      const refused = refusal(event);
+      if (refused !== undefined) {
+        problems.push(refused);
+        whole = false;
+      } else if (current.ids.has(event.id)) {
         stats.duplicates++;
-        return;
+        whole = false;
+      } else {
+        current.ids.add(event.id);
+        kept.push(event);
       }
-      current.ids.add(event.id);
-      current.events.add(event, m.data);
-    } catch (error) {
-      if (!(error instanceof EventDecodeError)) throw error;
-      stats.malformed++;
-      log.warn({ err: error, seq: m.seq }, 'malformed tracking event skipped');
+    }
+    if (whole) current.events.addLines(kept, m.data);
+    else for (const event of kept) current.events.add(event);
+    if (problems.length > 0) {
+      stats.malformed += problems.length;
+      log.warn({ seq: m.seq, malformed: problems.length, kept: kept.length, reason: problems[0] }, 'malformed tracking events skipped');
     }
   };
 
@@ -178,14 +202,25 @@ export async function startIngest(options: IngestOptions): Promise<Ingest> {
     current.keepAlive(now, ackWaitMs / 3);
   }, Math.min(100, flushMs / 4));
 
+  // Fetched rounds rather than one continuous pull: the client pulls on as messages arrive, read
+  // or not, so only the size of a round bounds what waits in memory while a write is slow. A round
+  // asks for about FETCH_BYTES, by the size of the messages of the round before (a message may carry
+  // one event or hundreds).
+  let messageBytes = EVENT_MESSAGE_MAX_BYTES / 4;
   const read = (async () => {
     while (running) {
       try {
-        messages = await consumer.consume({ max_messages: Math.min(batchSize, 10_000) });
+        const count = Math.max(1, Math.min(batchSize, FETCH_MESSAGES, Math.floor(FETCH_BYTES / messageBytes)));
+        messages = await consumer.fetch({ max_messages: count, expires: FETCH_EXPIRES_MS });
+        let bytes = 0;
+        let received = 0;
         for await (const m of messages) {
+          bytes += m.data.byteLength;
+          received++;
           add(m);
-          if (current.messages.length >= batchSize) await handOff();
+          if (current.events.size >= batchSize || current.messages.length >= batchSize) await handOff();
         }
+        if (received > 0) messageBytes = Math.max(64, bytes / received);
       } catch (error) {
         if (!running) break;
         log.error({ err: error }, 'reading the event stream failed; retrying');

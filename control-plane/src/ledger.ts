@@ -1,9 +1,10 @@
 /**
  * The delivery ledger: consumes 'delivered' events from JetStream and marks the inbox rows, in
  * batches. Events are acked only after Postgres has the batch, so a crash replays, never loses.
+ * A message may carry several events (shared/src/events.ts); a malformed one among them is skipped.
  */
 import { AckPolicy, jetstreamManager, type JetStreamClient } from '@nats-io/jetstream';
-import { consumeInBatches, decodeEvent, EventDecodeError, isUuid, type Db, type Logger, type NatsConnection, type Subjects } from '@mps/shared';
+import { consumeInBatches, decodeEvents, isUuid, type Db, type Logger, type NatsConnection, type Subjects, type TrackingEvent } from '@mps/shared';
 
 const BATCH = 500;
 
@@ -32,15 +33,13 @@ export async function startLedger(deps: {
     consumer,
     BATCH,
     async (messages) => {
-      const rows = [];
+      const rows: TrackingEvent[] = [];
       for (const m of messages) {
-        try {
-          const event = decodeEvent(m.data);
-          if (isUuid(event.device) && isUuid(event.message)) rows.push(event);
-        } catch (error) {
-          if (!(error instanceof EventDecodeError)) throw error;
-          log.warn({ err: error, seq: m.seq }, 'malformed delivered event skipped');
+        const { events, malformed } = decodeEvents(m.data);
+        for (const event of events) {
+          if (event.kind === 'delivered' && isUuid(event.device) && isUuid(event.message)) rows.push(event);
         }
+        if (malformed.length > 0) log.warn({ err: malformed[0], malformed: malformed.length, seq: m.seq }, 'malformed delivered events skipped');
       }
       if (rows.length > 0) {
         const devicesOf = rows.map((r) => r.device);

@@ -8,8 +8,7 @@
 import { AckPolicy, jetstreamManager, type JetStreamClient, type JsMsg } from '@nats-io/jetstream';
 import {
   consumeInBatches,
-  decodeEvent,
-  EventDecodeError,
+  decodeEvents,
   groupBy,
   receiptSignature,
   SignatureHeader,
@@ -122,31 +121,30 @@ export async function startReceipts(deps: {
     if (!response.ok) throw new Error(`receipt callback answered ${response.status}`);
   }
 
-  function retryOrDrop(app: string, messages: JsMsg[], error: unknown): void {
+  /** `messages` carry `results` receipts of `app` that could not be posted. */
+  function retryOrDrop(app: string, messages: JsMsg[], results: number, error: unknown): void {
     const oldest = Math.min(...messages.map((m) => m.info.timestampNanos / 1e6));
     if (Date.now() - oldest > deps.horizonMs) {
-      dropped += messages.length;
-      log.warn({ app, results: messages.length, err: error }, 'receipts dropped after the retry horizon');
+      dropped += results;
+      log.warn({ app, results, err: error }, 'receipts dropped after the retry horizon');
       for (const m of messages) m.term();
       return;
     }
     const attempt = Math.max(...messages.map((m) => m.info.deliveryCount));
     const delay = Math.min(MAX_BACKOFF_MS, 1000 * 2 ** (attempt - 1));
-    log.info({ app, results: messages.length, attempt, delay, err: error }, 'receipt callback failed; will retry');
+    log.info({ app, results, attempt, delay, err: error }, 'receipt callback failed; will retry');
     for (const m of messages) m.nak(delay);
   }
 
-  async function deliver(app: string, items: { m: JsMsg; event: TrackingEvent }[]): Promise<void> {
+  /** POSTs the app's results; the error when that failed. */
+  async function deliver(app: string, events: TrackingEvent[]): Promise<{ error: unknown } | undefined> {
     const callback = await callbackOf(app);
-    const reported = items.filter((i) => RECEIPT_KINDS.has(i.event.kind));
-    if (!callback || reported.length === 0) {
-      for (const i of items) i.m.ack();
-      return;
-    }
+    const reported = events.filter((event) => RECEIPT_KINDS.has(event.kind));
+    if (!callback || reported.length === 0) return undefined;
     try {
       await post(callback, {
         app,
-        receipts: reported.map(({ event }) => ({
+        receipts: reported.map((event) => ({
           id: event.id,
           message: event.message,
           device: event.device,
@@ -155,13 +153,9 @@ export async function startReceipts(deps: {
           at: new Date(event.at).toISOString(),
         })),
       });
-      for (const i of items) i.m.ack();
+      return undefined;
     } catch (error) {
-      retryOrDrop(
-        app,
-        items.map((i) => i.m),
-        error,
-      );
+      return { error };
     }
   }
 
@@ -169,16 +163,32 @@ export async function startReceipts(deps: {
     consumer,
     BATCH,
     async (messages) => {
-      const decoded: { m: JsMsg; event: TrackingEvent }[] = [];
+      // A message carries events of one app (its subject's); should one carry several, it is
+      // acked only when every app's POST succeeded.
+      const items: { m: JsMsg; event: TrackingEvent }[] = [];
       for (const m of messages) {
-        try {
-          decoded.push({ m, event: decodeEvent(m.data) });
-        } catch (error) {
-          if (!(error instanceof EventDecodeError)) throw error;
+        const { events, malformed } = decodeEvents(m.data);
+        if (events.length === 0) {
+          log.warn({ err: malformed[0], seq: m.seq }, 'malformed tracking event message dropped');
           m.term();
+          continue;
         }
+        if (malformed.length > 0) log.warn({ err: malformed[0], malformed: malformed.length, seq: m.seq }, 'malformed tracking events skipped');
+        for (const event of events) items.push({ m, event });
       }
-      await Promise.all([...groupBy(decoded, (d) => d.event.app)].map(([app, items]) => deliver(app, items)));
+      const failed = new Map<JsMsg, { app: string; error: unknown }>();
+      await Promise.all(
+        [...groupBy(items, (i) => i.event.app)].map(async ([app, appItems]) => {
+          const outcome = await deliver(app, appItems.map((i) => i.event));
+          if (outcome) for (const { m } of appItems) failed.set(m, { app, error: outcome.error });
+        }),
+      );
+      for (const m of new Set(items.map((i) => i.m))) if (!failed.has(m)) m.ack();
+      for (const [app, group] of groupBy(failed, ([, f]) => f.app)) {
+        const held = new Set(group.map(([m]) => m));
+        const results = items.filter((i) => held.has(i.m) && i.event.app === app && RECEIPT_KINDS.has(i.event.kind)).length;
+        retryOrDrop(app, [...held], results, group[0]?.[1].error);
+      }
     },
     log,
   );

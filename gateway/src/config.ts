@@ -1,4 +1,4 @@
-import { commonSpec, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
+import { commonSpec, EVENT_MESSAGE_MAX_EVENTS, masterKeySpec, int, loadConfig, port, str } from '@mps/shared';
 
 export const gatewaySpec = {
   ...commonSpec,
@@ -27,6 +27,18 @@ export const gatewaySpec = {
     min: 1,
     default: 1000,
     desc: 'pending messages a device gets on connecting; older ones are dropped and the device is told of them in a GAP frame',
+  }),
+  GATEWAY_TRACK_BATCH: int({
+    min: 1,
+    max: EVENT_MESSAGE_MAX_EVENTS,
+    default: EVENT_MESSAGE_MAX_EVENTS,
+    desc: 'tracking events (acks, reports) of one app and kind published as one JetStream message at most (1: each alone)',
+  }),
+  GATEWAY_TRACK_FLUSH_MS: int({
+    min: 0,
+    max: 1000,
+    default: 5,
+    desc: 'longest a tracking event waits for others before it is published (an ack reaches the delivery ledger this much later)',
   }),
   GATEWAY_DRAIN_WINDOW_MS: int({ min: 0, default: 10_000, desc: 'on SIGTERM, devices are told to reconnect at random times within this window' }),
 };

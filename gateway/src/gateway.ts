@@ -92,9 +92,13 @@ export const broadcastTopic = (app: string): string => `b:${app}`;
 
 export interface Gateway {
   listen(): Promise<number>;
-  /** Stops accepting, tells devices to reconnect elsewhere within `windowMs`, then closes the rest. */
+  /**
+   * Stops accepting, tells devices to reconnect elsewhere within `windowMs`, then closes the rest;
+   * resolves once the tracking events recorded meanwhile are published.
+   */
   drain(windowMs: number): Promise<void>;
-  close(): void;
+  /** Closes every socket at once; resolves once the tracking events held are published. */
+  close(): Promise<void>;
   readonly connections: number;
   readonly accepting: boolean;
 }
@@ -117,7 +121,7 @@ export interface Node {
 export function createGateway(deps: GatewayDeps): Gateway {
   const { config, log, metrics } = deps;
   const devices = new DeviceStore(deps.db);
-  const tracker = new Tracker(deps.js, deps.subjects, log);
+  const tracker = new Tracker(deps.js, deps.subjects, log, { maxEvents: config.GATEWAY_TRACK_BATCH, maxDelayMs: config.GATEWAY_TRACK_FLUSH_MS });
   const sockets = new Set<Socket>();
   const maxConnections = config.GATEWAY_MAX_CONNECTIONS || openFileLimit() - FILES_RESERVED;
   const perIp = new Map<string, number>();
@@ -441,10 +445,12 @@ export function createGateway(deps: GatewayDeps): Gateway {
       const deadline = Date.now() + windowMs + 1000;
       while (sockets.size > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 100));
       for (const ws of [...sockets]) close(ws, CloseCode.GOING_AWAY);
+      await tracker.settle();
     },
-    close: () => {
+    close: async () => {
       stopListening();
       for (const ws of [...sockets]) close(ws, CloseCode.GOING_AWAY);
+      await tracker.settle();
     },
   };
 }

@@ -1,23 +1,33 @@
-/** Publishes tracking events to the JetStream event stream without waiting on the caller's path. */
+/**
+ * Turns what devices report (acks, tracking frames) and what their catch-up settled into tracking
+ * events, published a few at a time without waiting on the caller's path (shared EventPublisher).
+ */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { newId, publishEvent, type Channel, type EventKind, type Logger, type Subjects } from '@mps/shared';
+import { EventPublisher, newId, type Channel, type EventKind, type Logger, type Subjects } from '@mps/shared';
 import type { Device } from './devices.js';
 
-export class Tracker {
-  constructor(
-    private readonly js: JetStreamClient,
-    private readonly subjects: Subjects,
-    private readonly log: Logger,
-  ) {}
+export interface TrackerOptions {
+  /** Events of one app and kind per message at most (GATEWAY_TRACK_BATCH). */
+  maxEvents: number;
+  /** Longest an event is held before it is published (GATEWAY_TRACK_FLUSH_MS). */
+  maxDelayMs: number;
+}
 
-  /**
-   * A failed publish is logged, not retried here: the inbox row stays pending, so the message is
-   * redelivered on the next connection and acked again.
-   */
+export class Tracker {
+  private readonly publisher: EventPublisher;
+
+  constructor(js: JetStreamClient, subjects: Subjects, log: Logger, options: TrackerOptions) {
+    this.publisher = new EventPublisher(js, subjects, {
+      ...options,
+      // Not retried here: the inbox rows of lost acks stay pending, so their messages are sent
+      // again on the next connection and acked again.
+      onError: (error, failed) => log.error({ err: error, ...failed }, 'tracking events not published'),
+    });
+  }
+
   record(kind: EventKind, device: Device, messageId: string, pushType: string, at: number = Date.now(), channel: Channel = 'socket'): void {
-    const id = newId();
-    const event = {
-      id,
+    this.publisher.publish({
+      id: newId(),
       kind,
       app: device.app,
       message: messageId,
@@ -29,9 +39,11 @@ export class Tracker {
       sdkVersion: device.facts.sdkVersion,
       pushType,
       at,
-    };
-    publishEvent(this.js, this.subjects, event).catch((error: unknown) => {
-      this.log.error({ err: error, kind, message: messageId }, 'tracking event not published');
     });
+  }
+
+  /** Publishes what is held and waits for JetStream's answers (a graceful stop). */
+  settle(): Promise<void> {
+    return this.publisher.settle();
   }
 }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { decodeEvent, encodeEvent, EventDecodeError, type TrackingEvent } from './events.js';
+import { decodeEvent, decodeEvents, encodeEvent, encodeEvents, EventDecodeError, type TrackingEvent } from './events.js';
 
 const event: TrackingEvent = {
   id: '0190a6f2-7b7e-7c4e-9f3a-1c2d3e4f5a6b:delivered',
@@ -61,5 +61,43 @@ describe('encodeEvent / decodeEvent', () => {
   it.each(mismatches)('refuses %s as a schema mismatch', (_, value) => {
     const error = decodeErrorOf(bytesOf(JSON.stringify(value)));
     expect(error.message).toBe('tracking event does not match its schema');
+  });
+});
+
+describe('messages of several events', () => {
+  const second: TrackingEvent = { ...event, id: `${event.id}-2`, device: '0190a6f2-1111-7c4e-9f3a-1c2d3e4f5a6b' };
+  const textOf = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+
+  it('encodes one JSON object a line, and one event exactly as a message of its own', () => {
+    expect(textOf(encodeEvents([event, second]))).toBe(`${JSON.stringify(event)}\n${JSON.stringify(second)}`);
+    expect(encodeEvents([event])).toEqual(encodeEvent(event));
+  });
+
+  it('decodes several events, and a message of one event as before', () => {
+    expect(decodeEvents(encodeEvents([event, second]))).toEqual({ events: [event, second], malformed: [], lines: true });
+    expect(decodeEvents(encodeEvent(event))).toEqual({ events: [event], malformed: [], lines: true });
+  });
+
+  it('keeps the valid events of a message with malformed lines, and says why each other line was refused', () => {
+    const text = [JSON.stringify(event), 'not json', JSON.stringify({ ...event, kind: 'clicked' }), '', JSON.stringify(second)].join('\n');
+    const decoded = decodeEvents(bytesOf(text));
+    expect(decoded.events).toEqual([event, second]);
+    expect(decoded.malformed.map((e) => e.message)).toEqual(['tracking event is not JSON', 'tracking event does not match its schema']);
+    expect(decoded.lines).toBe(false);
+  });
+
+  it('reads a single event spread over several lines, and a trailing newline, without passing the bytes on as lines', () => {
+    expect(decodeEvents(bytesOf(JSON.stringify(event, null, 2)))).toEqual({ events: [event], malformed: [], lines: false });
+    expect(decodeEvents(bytesOf(`${JSON.stringify(event)}\n${JSON.stringify(second)}\n`))).toEqual({ events: [event, second], malformed: [], lines: false });
+  });
+
+  it('refuses a JSON array, which is not the format, as a whole', () => {
+    const decoded = decodeEvents(bytesOf(JSON.stringify([event, second])));
+    expect(decoded.events).toEqual([]);
+    expect(decoded.malformed.map((e) => e.message)).toEqual(['tracking event does not match its schema']);
+  });
+
+  it('decodeEvent takes exactly one event', () => {
+    expect(() => decodeEvent(encodeEvents([event, second]))).toThrow('expected one tracking event, the message holds 2');
   });
 });

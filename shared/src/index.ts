@@ -8,6 +8,7 @@ export * from './signing.js';
 export * from './sealed.js';
 export * from './db.js';
 export * from './events.js';
+export * from './event-publisher.js';
 export * from './nats.js';
 export * from './messages.js';
 export * from './schema.js';

@@ -27,6 +27,8 @@ export interface ProcessStack {
   apiUrl: string;
   gatewayUrls: string[];
   gateways: ServiceProcess[];
+  /** The environment every service was started with (database, NATS prefix, master key, ...). */
+  env: Record<string, string>;
   api(): PushClient;
   /** Everything the processes printed (for a failing test's report). */
   output(): string;
@@ -81,6 +83,7 @@ export async function startProcessStack(options: {
     apiUrl,
     gatewayUrls,
     gateways,
+    env,
     api: () => new PushClient({ baseUrl: apiUrl, keyId: app.keyId, secret: app.secret }),
     output: () => services.map((s) => s.output()).join('\n'),
     stop,

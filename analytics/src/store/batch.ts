@@ -1,7 +1,8 @@
 /**
  * Events on their way into the store, checked, with the bytes they were published as: chDB reads
- * those bytes as they are (JSON lines), which spares the ingest from re-encoding every event; a
- * ClickHouse server gets TabSeparated rows, which 18.16 reads as well as 26.x does.
+ * those bytes as they are (JSON lines: a message of the stream is one or several), which spares the
+ * ingest from re-encoding every event; a ClickHouse server gets TabSeparated rows, which 18.16
+ * reads as well as 26.x does.
  */
 import type { TrackingEvent } from '@mps/shared';
 
@@ -76,8 +77,11 @@ export const tsvField = (value: string): string =>
 
 export class EventBatch {
   private readonly items: TrackingEvent[] = [];
-  /** The published bytes of each event, when it came from the stream. */
-  private readonly payloads: (Uint8Array | undefined)[] = [];
+  /**
+   * Consecutive events (up to `end`) and the bytes they were published as, JSON lines, when those
+   * can be passed on as they are; `lines` undefined: encode the events again.
+   */
+  private readonly runs: { end: number; lines: Uint8Array | undefined }[] = [];
 
   static of(events: Iterable<TrackingEvent>): EventBatch {
     const batch = new EventBatch();
@@ -88,7 +92,16 @@ export class EventBatch {
   /** `payload` must be the JSON `event` was decoded from. */
   add(event: TrackingEvent, payload?: Uint8Array): void {
     this.items.push(event);
-    this.payloads.push(payload);
+    const last = this.runs[this.runs.length - 1];
+    if (payload === undefined && last !== undefined && last.lines === undefined) last.end = this.items.length;
+    else this.runs.push({ end: this.items.length, lines: payload });
+  }
+
+  /** `lines` must be exactly the JSON lines `events` were decoded from (a message of the stream). */
+  addLines(events: readonly TrackingEvent[], lines: Uint8Array): void {
+    if (events.length === 0) return;
+    for (const event of events) this.items.push(event);
+    this.runs.push({ end: this.items.length, lines });
   }
 
   get size(): number {
@@ -101,9 +114,14 @@ export class EventBatch {
 
   filter(keep: (event: TrackingEvent) => boolean): EventBatch {
     const kept = new EventBatch();
-    this.items.forEach((event, i) => {
-      if (keep(event)) kept.add(event, this.payloads[i]);
-    });
+    let start = 0;
+    for (const run of this.runs) {
+      const events = this.items.slice(start, run.end);
+      const left = events.filter(keep);
+      if (run.lines !== undefined && left.length === events.length) kept.addLines(left, run.lines);
+      else for (const event of left) kept.add(event);
+      start = run.end;
+    }
     return kept;
   }
 
@@ -114,14 +132,17 @@ export class EventBatch {
    */
   jsonLines(clean = false): Buffer {
     const parts: Uint8Array[] = [];
-    let length = 0;
-    this.items.forEach((event, i) => {
-      const payload = clean ? undefined : this.payloads[i];
-      const bytes = payload ?? Buffer.from(JSON.stringify(fields(event)));
-      parts.push(bytes, NEWLINE);
-      length += bytes.byteLength + 1;
-    });
-    return Buffer.concat(parts, length);
+    let start = 0;
+    for (const run of this.runs) {
+      if (run.lines !== undefined && !clean) parts.push(run.lines, NEWLINE);
+      else {
+        let text = '';
+        for (let i = start; i < run.end; i++) text += `${JSON.stringify(fields(this.items[i] as TrackingEvent))}\n`;
+        parts.push(Buffer.from(text));
+      }
+      start = run.end;
+    }
+    return Buffer.concat(parts);
   }
 
   /** TabSeparated rows in EVENT_COLUMNS order, each followed by `tail` (more fields, already escaped). */
