@@ -2,8 +2,9 @@
  * The analytics benchmark, two measurements on this machine, loopback only, bounded in count and time:
  *
  * 1. Ingestion: BENCH_EVENTS tracking events are published to a JetStream stream of the bench's own
- *    prefix, then the real ingest (analytics/src/ingest.ts) moves them into the store; events per
- *    second = events / time until the last one is acked (so: inserted, views included).
+ *    prefix, the way gateways publish them (shared EventPublisher: up to BENCH_EVENTS_PER_MESSAGE
+ *    events of one app and kind per message), then the real ingest (analytics/src/ingest.ts) moves
+ *    them into the store; events per second = events / time until the store holds the last one.
  * 2. Reports: BENCH_REPORT_EVENTS events of one day are generated inside the store
  *    (INSERT ... SELECT FROM numbers(), through the same materialized views), then the one-day
  *    minute-level report (timeSeries, as the report routes call it, split by platform) is timed,
@@ -25,25 +26,47 @@ import {
   connectNats,
   createLogger,
   createSubjects,
-  encodeEvent,
   ensureEventStream,
+  EVENT_MESSAGE_MAX_EVENTS,
+  EventPublisher,
   int,
   loadConfig,
   str,
   type EventKind,
   type TrackingEvent,
 } from '@mps/shared';
-import { ChdbStore, ClickHouseStore, messageFunnel, parseSeriesRequest, startIngest, timeSeries, type EventStore } from '@mps/analytics';
+import {
+  ChdbStore,
+  ClickHouseStore,
+  loadAnalyticsConfig,
+  messageFunnel,
+  parseSeriesRequest,
+  startIngest,
+  timeSeries,
+  type EventStore,
+} from '@mps/analytics';
 import { cpuSeconds, machineCpu } from './support/procfs.js';
 import { CleanupStack, formatCount, sleep } from './support/util.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const APP = 'app_bench';
+/** As GATEWAY_TRACK_FLUSH_MS's default. */
+const PUBLISH_DELAY_MS = 5;
 const DAY_MS = 86_400_000;
 
 export const analyticsBenchSpec = {
   BENCH_EVENTS: int({ min: 1, default: 1_000_000, desc: 'events sent through JetStream into the store' }),
-  BENCH_BATCH_SIZE: int({ min: 1, default: 20_000, desc: 'ANALYTICS_BATCH_SIZE of the ingest under test' }),
+  BENCH_EVENTS_PER_MESSAGE: int({
+    min: 1,
+    max: EVENT_MESSAGE_MAX_EVENTS,
+    default: EVENT_MESSAGE_MAX_EVENTS,
+    desc: 'events of one app and kind per JetStream message at most, as GATEWAY_TRACK_BATCH (1: each event alone, as the sender publishes)',
+  }),
+  BENCH_BATCH_SIZE: int({
+    min: 1,
+    default: loadAnalyticsConfig({}).ANALYTICS_BATCH_SIZE,
+    desc: "ANALYTICS_BATCH_SIZE of the ingest under test (default: the service's)",
+  }),
   BENCH_FLUSH_MS: int({ min: 1000, default: 1000, desc: 'ANALYTICS_FLUSH_MS of the ingest under test' }),
   BENCH_REPORT_EVENTS: int({ min: 1, default: 100_000_000, desc: 'events of one day generated in the store for the report queries' }),
   BENCH_REPORT_RUNS: int({ min: 1, default: 15, desc: 'times each report is timed' }),
@@ -55,6 +78,7 @@ export const analyticsBenchSpec = {
 
 export interface AnalyticsBenchParams {
   events: number;
+  eventsPerMessage: number;
   batchSize: number;
   flushMs: number;
   reportEvents: number;
@@ -70,6 +94,7 @@ export function paramsFromEnv(env: NodeJS.ProcessEnv = process.env): AnalyticsBe
   const c = loadConfig(analyticsBenchSpec, env);
   return {
     events: c.BENCH_EVENTS,
+    eventsPerMessage: c.BENCH_EVENTS_PER_MESSAGE,
     batchSize: c.BENCH_BATCH_SIZE,
     flushMs: c.BENCH_FLUSH_MS,
     reportEvents: c.BENCH_REPORT_EVENTS,
@@ -95,6 +120,14 @@ export interface AnalyticsResult {
   machine: { cores: number; memory: number; load_average_at_start: number[] };
   params: {
     events: number;
+    /** How the events were published. */
+    publish: {
+      how: string;
+      /** Events of one app and kind per JetStream message at most. */
+      max_events_per_message: number;
+      /** Longest an event waited for others (as GATEWAY_TRACK_FLUSH_MS). */
+      max_delay_ms: number;
+    };
     batch_size: number;
     flush_ms: number;
     report_events: number;
@@ -111,6 +144,9 @@ export interface AnalyticsResult {
   };
   ingest: {
     events: number;
+    /** JetStream messages that carried them. */
+    messages: number;
+    events_per_message: number;
     seconds: number;
     publish_events_per_second: number;
     batches: number;
@@ -134,6 +170,8 @@ export interface AnalyticsResult {
     day_hour_by_app_version: Timing;
     message_funnel: Timing & { events: number };
   };
+  /** How to read the run: how events were published, and how busy the machine was. */
+  notes: string;
 }
 
 const NATS_SERVER = ['/usr/sbin/nats-server', '/usr/bin/nats-server', '/usr/local/bin/nats-server'].find((path) => existsSync(path));
@@ -305,15 +343,24 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
     });
     const js = jetstream(nc);
     const makeEvent = eventMaker(`${APP}_ingest`, Date.now());
-    say(`publishing ${formatCount(params.events)} events to ${subjects.eventStream}`);
+    say(`publishing ${formatCount(params.events)} events to ${subjects.eventStream}, up to ${params.eventsPerMessage} to a message`);
     const publishStarted = performance.now();
-    const WINDOW = 4000;
+    const publishErrors: unknown[] = [];
+    const publisher = new EventPublisher(js, subjects, {
+      maxEvents: params.eventsPerMessage,
+      maxDelayMs: PUBLISH_DELAY_MS,
+      onError: (error) => publishErrors.push(error),
+    });
+    // A window of events in flight at a time, as many gateways would have.
+    const WINDOW = Math.max(4000, 40 * params.eventsPerMessage);
     for (let i = 0; i < params.events; i += WINDOW) {
-      const window = Array.from({ length: Math.min(WINDOW, params.events - i) }, (_, j) => makeEvent(i + j));
-      await Promise.all(window.map((e) => js.publish(subjects.event(e.app, e.kind), encodeEvent(e), { msgID: e.id })));
+      for (let j = i; j < Math.min(i + WINDOW, params.events); j++) publisher.publish(makeEvent(j));
+      await publisher.settle();
+      if (publishErrors.length > 0) throw new Error(`${publishErrors.length} event messages were not published`, { cause: publishErrors[0] });
       checkTime('publishing');
     }
     const publishSeconds = (performance.now() - publishStarted) / 1000;
+    const publishedMessages = Number((await jsm.streams.info(subjects.eventStream)).state.messages);
 
     const natsPid = own?.pid;
     const natsBefore = natsPid === undefined ? 0 : await cpuSeconds(natsPid);
@@ -394,6 +441,14 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
       machine: { cores: availableParallelism(), memory: totalmem(), load_average_at_start: loadAtStart.map((l) => Math.round(l * 100) / 100) },
       params: {
         events: params.events,
+        publish: {
+          how:
+            params.eventsPerMessage === 1
+              ? 'one event per JetStream message, as the sender publishes'
+              : 'as gateways publish: shared EventPublisher, events of one app and kind gathered into one JetStream message',
+          max_events_per_message: params.eventsPerMessage,
+          max_delay_ms: PUBLISH_DELAY_MS,
+        },
         batch_size: params.batchSize,
         flush_ms: params.flushMs,
         report_events: params.reportEvents,
@@ -405,6 +460,8 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
       metrics: { events_per_second: eventsPerSecond, report_ms: dayMinuteByPlatform.median_ms },
       ingest: {
         events: params.events,
+        messages: publishedMessages,
+        events_per_message: Math.round((params.events / Math.max(1, publishedMessages)) * 10) / 10,
         seconds: Math.round(ingestSeconds * 1000) / 1000,
         publish_events_per_second: Math.round(params.events / publishSeconds),
         batches: stats.batches,
@@ -421,6 +478,7 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
         day_hour_by_app_version: dayHourByVersion,
         message_funnel: { ...funnel, events: Math.round(params.reportEvents / 1000) },
       },
+      notes: notesOf(params, publishedMessages, loadAtStart, cpuBusy),
     };
     await mkdir(dirname(params.output), { recursive: true });
     await writeFile(params.output, `${JSON.stringify(result, null, 2)}\n`);
@@ -428,6 +486,23 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
   } finally {
     await cleanup.run();
   }
+}
+
+function notesOf(params: AnalyticsBenchParams, messages: number, load: number[], cpuBusy: number): string {
+  const cores = availableParallelism();
+  const published =
+    params.eventsPerMessage === 1
+      ? `Events were published one per JetStream message (${formatCount(messages)} messages), as the sender publishes them.`
+      : `Events were published as gateways publish them: up to ${params.eventsPerMessage} events of one app and kind per JetStream message, ` +
+        `held up to ${PUBLISH_DELAY_MS} ms (${formatCount(params.events)} events in ${formatCount(messages)} messages). ` +
+        'Messages of one event (as the sender publishes) are read as well: BENCH_EVENTS_PER_MESSAGE=1 measures those.';
+  const [now = 0] = load;
+  const shared =
+    now > cores
+      ? ` The machine was busy with other work: load average ${load.map((l) => l.toFixed(2)).join(' / ')} at the start on ${cores} cores, ` +
+        `${Math.round(cpuBusy * 100)}% of its CPU busy during the ingest; ingest.cpu_bound_events_per_second is what the measured CPU costs allow with the machine to itself.`
+      : ` Load average at the start ${load.map((l) => l.toFixed(2)).join(' / ')} on ${cores} cores.`;
+  return published + shared;
 }
 
 export async function main(): Promise<void> {
