@@ -24,6 +24,7 @@ interface Target {
 const TARGETS: Record<string, Record<string, Target>> = {
   connections: {
     connections_held: { text: '1,000,000 per machine (DESIGN.md)', met: (v) => v >= 1_000_000 },
+    gateway_rss_bytes_per_connection: { text: '< 3 KiB inside one full process (issue #3)', met: (v) => v < 3072 },
   },
   api: {
     signed_pushes_per_second: { text: '>= 20,000', met: (v) => v >= 20_000 },
