@@ -1,20 +1,13 @@
 /** What a driver and its reconnecting load-client processes (reconnecting-client.ts) say over IPC. */
 import type { Backoff } from './backoff.js';
+import type { ClientConfig } from './messages.js';
 
-export interface ReconnectingConfig {
-  host: string;
-  port: number;
-  path: string;
-  app: string;
-  /** Bench devices [firstDevice, firstDevice + devices) of this seed (identity.ts) are this process's. */
-  seed: string;
-  firstDevice: number;
-  devices: number;
-  /** Handshakes under way at once during the first connect only; reconnects keep their own schedule. */
-  maxInFlight: number;
-  socketsPerAddress: number;
-  /** A handshake not READY after this long is given up and counts as a failed attempt. */
-  handshakeTimeoutMs: number;
+/**
+ * A load client's configuration, with the SDK's backoff instead of a number of tries: `maxInFlight`
+ * bounds the first connect only (reconnects keep their own schedule), and a handshake not READY
+ * after `handshakeTimeoutMs` counts as a failed attempt.
+ */
+export interface ReconnectingConfig extends Omit<ClientConfig, 'maxAttempts'> {
   backoff: Backoff;
 }
 
