@@ -353,7 +353,9 @@ export async function startSender(deps: SenderDeps): Promise<Sender> {
     const r = await db.query<{ n: number }>(
       `WITH u AS (SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
                   WITH ORDINALITY AS u(device_id, vendor, token, reason, since, n)),
-            killed AS (UPDATE device_vendor_tokens t SET dead_at = now(), dead_reason = u.reason FROM u
+            -- A token dead already keeps when and why it died first.
+            killed AS (UPDATE device_vendor_tokens t
+                       SET dead_at = COALESCE(t.dead_at, now()), dead_reason = COALESCE(t.dead_reason, u.reason) FROM u
                        WHERE t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token
                          AND (u.since IS NULL OR t.updated_at < u.since))
        SELECT u.n FROM u JOIN device_vendor_tokens t ON t.device_id = u.device_id AND t.vendor = u.vendor AND t.token = u.token
