@@ -8,15 +8,28 @@
  * Writes results/latency.json; `npm run bench -- latency`; bench/README.md lists the knobs.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { int, loadConfig, str, url } from '@mps/shared';
 import { deviceId } from './loadgen/identity.js';
 import { stampText, wallClockMs } from './loadgen/stamp.js';
 import { Fleet } from './support/fleet.js';
 import { ROOT, type RunFrom } from './support/processes.js';
 import { guardRun } from './support/guard.js';
-import { ascending, gitCommit, machineInfo, round, writeResult } from './support/results.js';
+import { ascending, gitCommit, machineInfo, resultsDir, round, writeResult } from './support/results.js';
 import { startService, type SignedApi } from './support/service.js';
 import { CleanupStack, formatCount, sleep } from './support/util.js';
+
+/** The API bench's figure, as last measured (api.json beside this result), in words. */
+function apiRate(): string {
+  try {
+    const api = JSON.parse(readFileSync(join(resultsDir(), 'api.json'), 'utf8')) as { metrics?: { signed_pushes_per_second?: number } };
+    const rate = api.metrics?.signed_pushes_per_second;
+    return rate === undefined ? 'a limited number of' : `about ${formatCount(rate)}`;
+  } catch {
+    return 'a limited number of';
+  }
+}
 
 const spec = {
   BENCH_LATENCY_DEVICES: int({ min: 1, default: 1000, desc: 'connected devices the pushes go to, round robin' }),
@@ -221,7 +234,7 @@ export async function main(): Promise<void> {
       ? `Target met: p99 under ${TARGET_P99_MS} ms at ${TARGET_RATE}/s.`
       : `Target NOT met: p99 < ${TARGET_P99_MS} ms at ${formatCount(TARGET_RATE)}/s` +
         (atTarget ? ` (p99 ${atTarget.p99_ms ?? 'beyond the step'} ms there).` : ` was not reached: ${stopReason}.`) +
-        ' The bound is the API: one control-plane process does a few hundred signed pushes per second here (api.json), and past that rate pushes queue and latency grows with the backlog.',
+        ` The bound is the API: one control-plane process does ${apiRate()} signed pushes per second here (api.json), and past that rate pushes queue and latency grows with the backlog.`,
     `Load average at the start: ${machine.load_average.join(' ')} (the machine is shared).`,
   ];
   const result = {
