@@ -16,6 +16,7 @@ import {
   newId,
   newSecret,
   type AuthFrame,
+  type Gap,
   type Db,
   type MessageContent,
   type Platform,
@@ -46,12 +47,6 @@ export interface Device extends DeviceProfile {
 export interface StoredBroadcast extends Selection {
   id: string;
   frame: Uint8Array;
-}
-
-/** What a device missed: messages due to it that it will never get. */
-export interface Gap {
-  expired: number;
-  dropped: number;
 }
 
 /** An inbox row that left 'pending' when its device connected. */

@@ -1,7 +1,7 @@
 import type { JetStreamClient } from '@nats-io/jetstream';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { EventPublisher } from './event-publisher.js';
-import { decodeEvents, EVENT_MESSAGE_MAX_BYTES, publishEvents, type TrackingEvent } from './events.js';
+import { EventPublisher, publishEvents } from './event-publisher.js';
+import { decodeEvents, EVENT_MESSAGE_MAX_BYTES, type TrackingEvent } from './events.js';
 import { createSubjects } from './subjects.js';
 
 const subjects = createSubjects('pub');

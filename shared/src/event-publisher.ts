@@ -7,10 +7,11 @@
  * What a process holds when it dies is lost, like a publish still in flight: a producer that needs
  * an event must be able to make it again (a gateway does: the ack's inbox row stays pending, so the
  * message is sent again on the next connection and acked again). `settle()` publishes what is held
- * and waits for JetStream's answers, for a graceful stop.
+ * and waits for JetStream's answers, for a graceful stop. `publishEvents` forms the messages of a
+ * known set of events the same way and waits for them (the control plane's expiry and revocation).
  */
 import type { JetStreamClient } from '@nats-io/jetstream';
-import { EVENT_MESSAGE_MAX_BYTES, eventLine, joinEventLines, type TrackingEvent } from './events.js';
+import { EVENT_MESSAGE_MAX_BYTES, EVENT_MESSAGE_MAX_EVENTS, eventLine, joinEventLines, type TrackingEvent } from './events.js';
 import { newId } from './ids.js';
 import type { Subjects } from './subjects.js';
 
@@ -99,4 +100,21 @@ export class EventPublisher {
       });
     this.inFlight.add(done);
   }
+}
+
+/**
+ * Publishes events in as few messages as their apps and kinds allow, within the limits of events.ts,
+ * and waits until JetStream has them all; rejects with the first refusal. A message of several gets
+ * a dedup id of its own.
+ */
+export async function publishEvents(js: JetStreamClient, subjects: Subjects, events: readonly TrackingEvent[]): Promise<void> {
+  const refused: unknown[] = [];
+  const publisher = new EventPublisher(js, subjects, {
+    maxEvents: EVENT_MESSAGE_MAX_EVENTS,
+    maxDelayMs: 0,
+    onError: (error) => refused.push(error),
+  });
+  for (const event of events) publisher.publish(event);
+  await publisher.settle();
+  if (refused.length > 0) throw refused[0];
 }

@@ -16,8 +16,6 @@ import type { JetStreamClient } from '@nats-io/jetstream';
 import { oneOf } from './schema.js';
 import type { Subjects } from './subjects.js';
 import { Compile } from 'typebox/compile';
-import { groupBy } from './collections.js';
-import { newId } from './ids.js';
 
 /** `dropped`: the oldest of more messages than a device's inbox keeps (GATEWAY_INBOX_CAP) when it connected. */
 export const EventKind = ['sent', 'delivered', 'arrived', 'opened', 'ignored', 'expired', 'revoked', 'failed', 'dropped'] as const;
@@ -146,29 +144,4 @@ function add(result: DecodedEvents, value: unknown): void {
 /** Publishes one event as a message of its own (its id is the stream's dedup id). */
 export function publishEvent(js: JetStreamClient, subjects: Subjects, event: TrackingEvent): Promise<unknown> {
   return js.publish(subjects.event(event.app, event.kind), encodeEvent(event), { msgID: event.id });
-}
-
-/**
- * Publishes events in as few messages as their apps and kinds allow, within the limits above, and
- * waits until JetStream has them all. A message of several gets a dedup id of its own.
- */
-export async function publishEvents(js: JetStreamClient, subjects: Subjects, events: readonly TrackingEvent[]): Promise<void> {
-  const published: Promise<unknown>[] = [];
-  for (const [subject, group] of groupBy(events, (e) => subjects.event(e.app, e.kind))) {
-    let message: { lines: string[]; first: TrackingEvent; size: number } | undefined;
-    const send = (m: { lines: string[]; first: TrackingEvent }) =>
-      published.push(js.publish(subject, joinEventLines(m.lines), { msgID: m.lines.length === 1 ? m.first.id : newId() }));
-    for (const event of group) {
-      const line = eventLine(event);
-      if (message && (message.lines.length >= EVENT_MESSAGE_MAX_EVENTS || message.size + line.length + 1 > EVENT_MESSAGE_MAX_BYTES)) {
-        send(message);
-        message = undefined;
-      }
-      message ??= { lines: [], first: event, size: 0 };
-      message.lines.push(line);
-      message.size += line.length + 1;
-    }
-    if (message) send(message);
-  }
-  await Promise.all(published);
 }

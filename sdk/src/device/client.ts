@@ -11,7 +11,7 @@ import {
   FrameType,
   PROTOCOL_VERSION,
   type ClientFrame,
-  type GapFrame,
+  type Gap,
   type MessageFrame,
   type Platform,
   type ServerFrame,
@@ -93,8 +93,7 @@ export interface DeviceClientOptions {
   handshakeTimeoutMs?: number;
 }
 
-/** How many messages meant for the device it missed, by why. */
-export type Gap = Omit<GapFrame, 't'>;
+export type { Gap };
 
 export type ConnectionState = 'idle' | 'connecting' | 'ready' | 'reconnecting' | 'closed';
 

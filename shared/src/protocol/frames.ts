@@ -213,6 +213,8 @@ export type RevokeFrame = Static<typeof RevokeFrame>;
 export type ReconnectFrame = Static<typeof ReconnectFrame>;
 export type GapFrame = Static<typeof GapFrame>;
 export type GapAckFrame = Static<typeof GapAckFrame>;
+/** How many messages meant for a device it missed, by why (the counts of GAP and GAP_ACK). */
+export type Gap = Omit<GapFrame, 't'>;
 
 export type ClientFrame =
   | RegisterFrame
