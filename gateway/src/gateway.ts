@@ -147,6 +147,14 @@ export function createGateway(deps: GatewayDeps): Gateway {
     ws.end(info.code, info.reason);
   }
 
+  /** Answers an upgrade with an HTTP error and a JSON body instead of a WebSocket, and counts it. */
+  function refuseUpgrade(res: uWS.HttpResponse, status: string, code: string, message: string, retryAfterS?: number): void {
+    metrics.closes.inc({ reason: code });
+    res.writeStatus(status);
+    if (retryAfterS !== undefined) res.writeHeader('retry-after', String(retryAfterS));
+    res.writeHeader('content-type', 'application/json').end(JSON.stringify({ error: { code, message } }));
+  }
+
   const pushTypes = new PushTypes(PUSH_TYPES_REMEMBERED);
 
   function isFor(ws: Socket, envelope: Pick<BroadcastEnvelope, 'audience' | 'condition'>): boolean {
@@ -335,26 +343,15 @@ export function createGateway(deps: GatewayDeps): Gateway {
     sendPingsAutomatically: true,
     maxBackpressure: config.GATEWAY_MAX_BUFFERED_BYTES,
     upgrade: (res, req, context) => {
-      // A full process refuses before it runs out of file descriptors: the device's next attempt
-      // (with backoff) reaches another process sharing the port, or this one once it has room.
+      // Refused before a socket exists, the cheapest place to say no. A full process refuses before
+      // it runs out of file descriptors: the device's next attempt (with backoff) reaches another
+      // process sharing the port, or this one once it has room.
       if (sockets.size >= maxConnections) {
-        metrics.closes.inc({ reason: 'process_full' });
-        res
-          .writeStatus('503 Service Unavailable')
-          .writeHeader('retry-after', '1')
-          .writeHeader('content-type', 'application/json')
-          .end(JSON.stringify({ error: { code: 'process_full', message: 'this gateway process is full: connect again' } }));
-        return;
+        return refuseUpgrade(res, '503 Service Unavailable', 'process_full', 'this gateway process is full: connect again', 1);
       }
       const ip = Buffer.from(res.getRemoteAddressAsText()).toString();
-      // Refused before a socket exists: the cheapest place to say no.
       if ((perIp.get(ip) ?? 0) >= config.GATEWAY_MAX_CONNECTIONS_PER_IP) {
-        metrics.closes.inc({ reason: CloseCode.TOO_MANY_CONNECTIONS.reason });
-        res
-          .writeStatus('429 Too Many Requests')
-          .writeHeader('content-type', 'application/json')
-          .end(JSON.stringify({ error: { code: CloseCode.TOO_MANY_CONNECTIONS.reason, message: 'too many connections from this address' } }));
-        return;
+        return refuseUpgrade(res, '429 Too Many Requests', CloseCode.TOO_MANY_CONNECTIONS.reason, 'too many connections from this address');
       }
       const session: Session = {
         ip,
