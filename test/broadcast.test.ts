@@ -140,6 +140,9 @@ describe('broadcast', () => {
     const app = await stack.createApp('spread');
     const api = stack.api(app);
     const devices = await Promise.all(Array.from({ length: 8 }, () => stack.device(app)));
+    // A device's frames are handled in order after its authentication, catch-up included: once it
+    // is bound, its catch-up has run, and cannot hand it the broadcast below ahead of its slot.
+    await Promise.all(devices.map(async (d, i) => d.client.bind(await api.bindToken(`spread-${i}`))));
     const arrived = new Map<string, number>();
     for (const d of devices) d.client.on('message', () => arrived.set(d.id, Date.now()));
     const sentAt = Date.now();
