@@ -3,7 +3,7 @@
  * against a gateway and control plane on the real NATS and PostgreSQL.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { CloseCode, signDeviceToken, TokenAudience, type TrackingEvent } from '@mps/shared';
+import { CloseCode, decodeEvents, signDeviceToken, TokenAudience, type TrackingEvent } from '@mps/shared';
 import { createServer, type Socket } from 'node:net';
 import { DeviceClient, DeviceClientError, MemoryCredentialStore } from '@mps/sdk';
 import type { CreatedApp } from '@mps/control-plane';
@@ -271,8 +271,9 @@ describe('device protocol', () => {
       const device = await stack.device(app);
       const events: TrackingEvent[] = [];
       const sub = stack.nats.nc.subscribe(`${stack.nats.prefix}.ev.${app.app}.*`, {
+        // The gateway batches events (decision 25): one message may carry several.
         callback: (_, m) => {
-          events.push(m.json<TrackingEvent>());
+          events.push(...decodeEvents(m.data).events);
         },
       });
       await stack.nats.nc.flush();
