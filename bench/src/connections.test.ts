@@ -21,6 +21,8 @@ describe('connections bench at smoke size', () => {
         BENCH_HOLD_S: '1',
         BENCH_TIMEOUT_S: '80',
         BENCH_MIN_AVAILABLE_MB: '256',
+        BENCH_IN_FLIGHT: '500',
+        BENCH_RUN_FROM: 'source',
         BENCH_OUTPUT: output,
         ...(process.env.DATABASE_URL && { DATABASE_URL: process.env.DATABASE_URL }),
         ...(process.env.NATS_URL && { NATS_URL: process.env.NATS_URL }),

@@ -43,17 +43,17 @@ const STALL_MS = 60_000;
 const POLL_MS = 250;
 
 export const connectionsSpec = {
-  BENCH_CONNECTIONS: int({ min: 1, default: 100_000, desc: 'device sockets to open' }),
+  BENCH_CONNECTIONS: int({ min: 1, default: 1_000_000, desc: 'device sockets to open' }),
   BENCH_GATEWAYS: int({ min: 0, default: 0, desc: 'gateway processes (0: max(2, ceil(connections / 18,500)))' }),
   BENCH_CLIENTS: int({ min: 0, default: 0, desc: 'load-client processes (0: ceil(connections / 19,000))' }),
   BENCH_STEPS: int({ min: 1, default: 10, desc: 'ramp steps, each one measured' }),
-  BENCH_IN_FLIGHT: int({ min: 1, default: 500, desc: 'handshakes under way at once in each load client' }),
+  BENCH_IN_FLIGHT: int({ min: 1, default: 100, desc: 'handshakes under way at once in each load client' }),
   BENCH_SOCKETS_PER_ADDRESS: int({ min: 1, default: 500, desc: 'sockets per client source address 127.x.y.z' }),
   BENCH_SETTLE_MS: int({ min: 0, default: 2000, desc: 'pause after each step before it is measured' }),
-  BENCH_HOLD_S: int({ min: 0, default: 10, desc: 'seconds the full load is held before the last measurement' }),
-  BENCH_TIMEOUT_S: int({ min: 30, default: 900, desc: 'the whole run, set-up and clean-up included' }),
-  BENCH_MIN_AVAILABLE_MB: int({ min: 0, default: 2048, desc: 'MemAvailable under which no more sockets are opened' }),
-  BENCH_RUN_FROM: str({ choices: ['source', 'dist'], default: 'source', desc: 'source (tsx) or dist (tsc -b output, as deployed)' }),
+  BENCH_HOLD_S: int({ min: 0, default: 30, desc: 'seconds the full load is held before the last measurement' }),
+  BENCH_TIMEOUT_S: int({ min: 30, default: 4800, desc: 'the whole run, set-up and clean-up included' }),
+  BENCH_MIN_AVAILABLE_MB: int({ min: 0, default: 3072, desc: 'MemAvailable under which no more sockets are opened' }),
+  BENCH_RUN_FROM: str({ choices: ['source', 'dist'], default: 'dist', desc: 'source (tsx) or dist (tsc -b output, as deployed)' }),
   BENCH_PGBOUNCER: str({ default: 'auto', desc: 'auto (when the gateways could exhaust max_connections), always, never, or its path' }),
   BENCH_PG_SERVER_CONNECTIONS: int({ min: 1, default: 16, desc: 'PostgreSQL connections PgBouncer may open' }),
   BENCH_OUTPUT: str({ default: '', desc: 'the result file (default connections.json in BENCH_RESULTS_DIR or bench/results)' }),
