@@ -257,6 +257,33 @@ describe('device protocol', () => {
       expect(row).toEqual({ tags: ['beta', 'vip'], attributes: { tier: 'gold' }, token: 'fcm-token-2' });
     });
 
+    it('uses a token a vendor refused again once the device reports it again', async () => {
+      const device = await stack.device(app);
+      const token = 'a1b2c3d4e5f6a7b8c9d0e1f2a3b4c5d6e7f8a9b0c1d2e3f4a5b6c7d8e9f0a1b2';
+      const state = async () =>
+        (
+          await stack.database.db.query<{ dead_at: Date | null; dead_reason: string | null; updated_at: Date }>(
+            `SELECT dead_at, dead_reason, updated_at FROM device_vendor_tokens WHERE device_id = $1 AND vendor = 'apns'`,
+            [device.id],
+          )
+        ).rows[0];
+      device.client.setVendorToken('apns', token);
+      const stored = await eventually(state);
+      // As the vendor sender marks it after APNs' 410 Unregistered (sender/src/worker.ts).
+      await stack.database.db.query(
+        `UPDATE device_vendor_tokens SET dead_at = now(), dead_reason = '410 Unregistered' WHERE device_id = $1 AND vendor = 'apns'`,
+        [device.id],
+      );
+      expect((await state())?.dead_reason).toBe('410 Unregistered');
+      device.client.setVendorToken('apns', token);
+      const revived = await eventually(async () => {
+        const s = await state();
+        return s && s.dead_at === null ? s : undefined;
+      });
+      expect(revived.dead_reason).toBeNull();
+      expect(revived.updated_at.getTime()).toBeGreaterThan(stored.updated_at.getTime());
+    });
+
     it('closes with forbidden when the app does not let devices set tags', async () => {
       const locked = await stack.createApp('locked');
       await stack.database.db.query('UPDATE apps SET device_tags_writable = false WHERE id = $1', [locked.app]);

@@ -256,10 +256,10 @@ export class DeviceStore {
   async setVendorToken(device: Device, vendor: Vendor, token: string): Promise<void> {
     await this.db.query(
       `INSERT INTO device_vendor_tokens (device_id, vendor, token) VALUES ($1, $2, $3)
-       ON CONFLICT (device_id, vendor) DO UPDATE SET token = EXCLUDED.token, updated_at = now(),
-         -- A token the vendor refused stays dead until the device reports a different one.
-         dead_at = CASE WHEN device_vendor_tokens.token = EXCLUDED.token THEN device_vendor_tokens.dead_at END,
-         dead_reason = CASE WHEN device_vendor_tokens.token = EXCLUDED.token THEN device_vendor_tokens.dead_reason END`,
+       -- A token the vendor refused is used again once the device reports it again, the same or
+       -- another: the app holds it now (APNs gives an uninstalled and reinstalled app its old token,
+       -- and keeps a token reported after its 410's time). Still dead, it is killed at its next send.
+       ON CONFLICT (device_id, vendor) DO UPDATE SET token = EXCLUDED.token, updated_at = now(), dead_at = NULL, dead_reason = NULL`,
       [device.id, vendor, token],
     );
   }

@@ -15,7 +15,7 @@ export interface OutgoingMessage {
 export type SendResult =
   | { status: 'sent' }
   /**
-   * The vendor says the token is dead: it is not used again until the device reports a new one.
+   * The vendor says the token is dead: it is not used again until the device reports a token again.
    * `since`: when the vendor last found it invalid, if it says (APNs' 410 timestamp); a token the
    * device registered after that moment is kept.
    */
