@@ -51,8 +51,13 @@ const TARGETS: Record<string, Record<string, Target>> = {
   },
 };
 
-/** Peer ratios: above 1 means ours does better; their "met?" column says which side is ahead. */
+/**
+ * Peer ratios, above 1 when ours does better. Issue #12: ours should beat every real peer and stay
+ * within 0.8 of the bare uWS.js server, the ceiling of our stack.
+ */
 const PEER_RATIO = /^(.+)_(connect|memory|broadcast|stream)_ratio$/;
+const peerTarget = (peer: string): Target =>
+  peer === 'uws_raw' ? { text: '>= 0.8 (within 0.8 of the ceiling)', met: (v) => v >= 0.8 } : { text: '> 1 (ours ahead)', met: (v) => v > 1 };
 
 const ORDER = ['connections', 'fanout', 'latency', 'peers', 'api', 'analytics', 'vendor', 'loss'];
 
@@ -89,9 +94,9 @@ function metricRows(name: string, result: Json): string[] {
       target = known.text;
       met = typeof value === 'number' && known.met(value, metrics) ? 'yes' : 'no';
     } else if (ratio) {
-      // No target: a ratio reads which side is ahead.
-      target = 'none; above 1: ours ahead';
-      met = typeof value === 'number' && value > 1 ? 'ours ahead' : 'theirs ahead';
+      const peer = peerTarget(ratio[1]!);
+      target = peer.text;
+      met = typeof value === 'number' && peer.met(value, metrics) ? 'yes' : 'no';
     }
     rows.push(`| \`${key}\` | ${fmt(value)} | ${target} | ${met} |`);
   }
