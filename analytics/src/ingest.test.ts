@@ -138,6 +138,23 @@ describe('ingest from JetStream into chDB', () => {
     running.splice(running.indexOf(ingest), 1);
   };
 
+  /** An ingest that stores the events whole, then dies (held, then stopped) before it acks them. */
+  const dieAfterWriting = async (events: TrackingEvent[], send = publish) => {
+    const dying = new FlakyStore(store);
+    let die!: () => void;
+    dying.hold = new Promise((resolve) => (die = resolve));
+    dying.landThenFail = 1;
+    dying.failAfter = Table.HOUR_BY;
+    const first = await start({ store: dying, stopGraceMs: 0 });
+    await send(events);
+    await eventually(async () => (dying.inserted === events.length ? true : undefined), 5000, 'the first insert');
+    const stopped = first.stop();
+    die();
+    await stopped;
+    running.splice(running.indexOf(first), 1);
+    expect(first.stats().acked).toBe(0);
+  };
+
   beforeAll(async () => {
     nats = await createTestNats();
     js = jetstream(nats.nc);
@@ -207,19 +224,7 @@ describe('ingest from JetStream into chDB', () => {
   });
 
   it('after a process died between its writes and its acks, the redelivered events are not counted again', async () => {
-    const dying = new FlakyStore(store);
-    let die!: () => void;
-    dying.hold = new Promise((resolve) => (die = resolve));
-    dying.landThenFail = 1;
-    dying.failAfter = Table.HOUR_BY;
-    const first = await start({ store: dying, stopGraceMs: 0 });
-    await publish(Array.from({ length: 30 }, () => event('app_replay', 'opened')));
-    await eventually(async () => (dying.inserted === 30 ? true : undefined), 5000, 'the first insert');
-    const stopped = first.stop();
-    die();
-    await stopped;
-    running.splice(running.indexOf(first), 1);
-    expect(first.stats().acked).toBe(0);
+    await dieAfterWriting(Array.from({ length: 30 }, () => event('app_replay', 'opened')));
 
     // Merged, the markers of neighbouring batches share rows: they still say which batch got where.
     for (const a of AGGREGATES) await store.command(`OPTIMIZE TABLE ${a.table} FINAL`);
@@ -339,22 +344,10 @@ describe('ingest from JetStream into chDB', () => {
   it('does not count again the events of redelivered messages that carry several', async () => {
     await stopAll();
     const app = 'app_batch_replay';
-    const dying = new FlakyStore(store);
-    let die!: () => void;
-    dying.hold = new Promise((resolve) => (die = resolve));
-    dying.landThenFail = 1;
-    dying.failAfter = Table.HOUR_BY;
-    const first = await start({ store: dying, stopGraceMs: 0 });
-    await publishBatched(
+    await dieAfterWriting(
       Array.from({ length: 30 }, () => event(app, 'opened')),
-      10,
+      (events) => publishBatched(events, 10),
     );
-    await eventually(async () => (dying.inserted === 30 ? true : undefined), 5000, 'the first insert');
-    const stopped = first.stop();
-    die();
-    await stopped;
-    running.splice(running.indexOf(first), 1);
-    expect(first.stats().acked).toBe(0);
     expect(await counts(app)).toEqual(all(30));
 
     const second = await start();
