@@ -45,7 +45,7 @@ import {
   timeSeries,
   type EventStore,
 } from '@mps/analytics';
-import { cpuSeconds, machineCpu } from './support/procfs.js';
+import { busyShare, cpuSeconds, machineCpu } from './support/procfs.js';
 import { CleanupStack, formatCount, sleep } from './support/util.js';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -431,7 +431,7 @@ export async function runAnalyticsBench(params: AnalyticsBenchParams, say: (line
     checkTime('the reports');
     say(`one-day minute report by platform: median ${dayMinuteByPlatform.median_ms} ms over ${formatCount(params.reportEvents)} events`);
 
-    const cpuBusy = (cpuAfter.busy - cpuBefore.busy) / Math.max(1e-9, cpuAfter.total - cpuBefore.total);
+    const cpuBusy = busyShare(cpuBefore, cpuAfter);
     const analyticsUs = (processCpu.user + processCpu.system) / params.events;
     const natsUs = (natsSeconds * 1e6) / params.events;
     const round1 = (n: number) => Math.round(n * 10) / 10;

@@ -13,7 +13,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstreamManager } from '@nats-io/jetstream';
 import { createSubjects, hmacSignature, MasterKey, newId, newPublicId, newSecret, SignatureHeader } from '@mps/shared';
 import { createBenchDatabase } from './support/database.js';
-import { cpuByCommand, cpuSeconds, machineCpu } from './support/procfs.js';
+import { busyShare, cpuByCommand, cpuSeconds, machineCpu } from './support/procfs.js';
 import { ROOT } from './support/processes.js';
 import { writeResult } from './support/results.js';
 import { sleep } from './support/util.js';
@@ -190,7 +190,7 @@ export async function main(): Promise<void> {
         // CPU time per accepted push, by part: where the 2 cores went (other work on the machine
         // shows as the gap between machine_busy and the parts).
         cpu_ms_per_push: cpuPerPush(cpuBefore, cpuAfter, accepted),
-        machine_busy: Number(((cpuAfter.machine.busy - cpuBefore.machine.busy) / (cpuAfter.machine.total - cpuBefore.machine.total)).toFixed(3)),
+        machine_busy: Number(busyShare(cpuBefore.machine, cpuAfter.machine).toFixed(3)),
       },
       notes:
         'One control-plane process (tsx from the sources) on a 2-core machine shared with PostgreSQL, NATS and the load generator (autocannon, signing every request). Each push: signature check, nonce claim in NATS KV, one transaction (message + inbox row), one NATS publish.',

@@ -5,7 +5,7 @@
  * exiting) that would otherwise land in this one's figures.
  */
 import { readdir } from 'node:fs/promises';
-import { machineCpu } from './support/procfs.js';
+import { busyShare, machineCpu } from './support/procfs.js';
 import { sleep } from './support/util.js';
 
 /** Quiet: under this share of the machine's CPU busy over one window. */
@@ -19,7 +19,7 @@ async function settle(maxS: number): Promise<void> {
     const before = await machineCpu();
     await sleep(WINDOW_MS);
     const after = await machineCpu();
-    busy = (after.busy - before.busy) / Math.max(1e-9, after.total - before.total);
+    busy = busyShare(before, after);
     if (busy < QUIET_BUSY) break;
   }
   const waited = Math.round((Date.now() - started) / 1000);

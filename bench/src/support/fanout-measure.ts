@@ -7,7 +7,7 @@
 import { encodeMessage, newId } from '@mps/shared';
 import { wallClockMs } from '../loadgen/stamp.js';
 import type { Fleet } from './fleet.js';
-import { cpuSeconds, machineCpu } from './procfs.js';
+import { busyShare, cpuSeconds, machineCpu } from './procfs.js';
 import { round } from './results.js';
 import { sum } from './sampler.js';
 import { sleep } from './util.js';
@@ -143,8 +143,7 @@ export async function runStream(fleet: Fleet, options: StreamOptions): Promise<S
   const fraction = expected > 0 ? (fleet.messages - base) / expected : 1;
   const cpu: Record<string, number> = {};
   for (const name of Object.keys(end.cpu)) cpu[name] = windowS > 0 ? round((end.cpu[name]! - start.cpu[name]!) / windowS, 3) : 0;
-  const machineTotal = end.machine.total - start.machine.total;
-  cpu.machine_busy = machineTotal > 0 ? round((end.machine.busy - start.machine.busy) / machineTotal, 3) : 0;
+  cpu.machine_busy = round(busyShare(start.machine, end.machine), 3);
   return {
     broadcasts_per_second: round(options.broadcastsPerSecond, 2),
     targeted_per_second: options.targetedPerSecond,

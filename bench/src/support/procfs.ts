@@ -74,6 +74,10 @@ export async function machineCpu(): Promise<{ busy: number; total: number }> {
   return { busy: busy / CLOCK_TICKS, total: (busy + idle + iowait) / CLOCK_TICKS };
 }
 
+/** The share of the machine's CPU (all cores) busy between two readings of machineCpu(). */
+export const busyShare = (before: { busy: number; total: number }, after: { busy: number; total: number }): number =>
+  (after.busy - before.busy) / Math.max(1e-9, after.total - before.total);
+
 /** CPU seconds of every process whose command name is one of `names`, summed per name. */
 export async function cpuByCommand(names: readonly string[]): Promise<Map<string, number>> {
   const totals = new Map(names.map((name) => [name, 0]));
