@@ -16,11 +16,18 @@ const MIGRATION_LOCK = 7_242_001;
  * A pool of `max` connections. A connection that breaks while idle (the server restarted, or an
  * administrator ended it) is dropped from the pool and said once in the log; the next query opens
  * a new one. Without this listener the pool's 'error' event would end the process.
+ *
+ * A connection that breaks while checked out (inside `inTransaction`, between two of its queries)
+ * has no pool listener: pg-pool takes it off while the client is lent, and pg then emits 'error' on
+ * the client itself, which would end the process too. Each client gets a listener of its own that
+ * does nothing: pg has already failed the client's query under way, its next query fails as not
+ * queryable, and the pool drops it when it comes back; the caller sees the error either way.
  */
 export function createDb(url: string, max = 10, log?: Pick<Logger, 'warn'>): Db {
   const pool = new pg.Pool({ connectionString: url, max });
   // Only the message: pg hangs its client (connection parameters included) on the error.
   pool.on('error', (error) => log?.warn({ reason: error.message }, 'an idle database connection broke; the pool opens a new one when needed'));
+  pool.on('connect', (client) => client.on('error', () => undefined));
   return pool;
 }
 
